@@ -1,0 +1,1 @@
+"""The SSH/Telnet admin shell."""

@@ -1,0 +1,1 @@
+"""Rating and prepaid/postpaid accounts, pure and Decimal throughout."""

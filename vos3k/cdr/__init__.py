@@ -1,0 +1,1 @@
+"""CDRs: record and pipe format, policy, durable writer, files, feed, query."""

@@ -1,0 +1,1 @@
+"""RTP/RTCP proxy: port pairs, latching, relay, media timeout, statistics."""

@@ -1,0 +1,1 @@
+"""Sans-IO SIP: messages, SDP, transactions, dialogs, digest auth, registrar."""

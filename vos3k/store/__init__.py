@@ -1,0 +1,1 @@
+"""SQLite schema, migrations and typed repositories: the only package with SQL."""

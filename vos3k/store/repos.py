@@ -1,0 +1,750 @@
+"""Typed repositories over the SQLite tables; every admin change writes its audit row.
+
+Each mutating method takes an `Actor` and commits the change and its audit row in one
+transaction, then tells the store's listeners which table changed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from vos3k.store.models import (
+    Account,
+    AdminUser,
+    AuditEntry,
+    BlacklistEntry,
+    Gateway,
+    Phone,
+    Rate,
+    Registration,
+    Role,
+    from_e4,
+    to_e4,
+)
+
+if TYPE_CHECKING:
+    from vos3k.params import Actor
+    from vos3k.store.db import Store
+
+
+class NotFoundError(LookupError):
+    """The named entity does not exist."""
+
+
+class ExistsError(ValueError):
+    """An entity with that name already exists."""
+
+
+def _describe(value: Any) -> str:
+    """An entity as the one-line text the audit trail keeps."""
+    if value is None:
+        return ""
+    if attrs.has(type(value)):
+        fields = attrs.asdict(value, recurse=False)
+        fields.pop("password_hash", None)
+        if "password" in fields:
+            fields["password"] = "***"
+        return " ".join(f"{k}={_text(v)}" for k, v in fields.items())
+    return _text(value)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, tuple | list):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return "" if value is None else str(value)
+
+
+class _Repo:
+    table = ""
+
+    def __init__(self, store: Store):
+        self._store = store
+
+    @property
+    def _db(self):
+        return self._store.db
+
+    def _audit(self, actor: Actor, action: str, obj: str, old: Any, new: Any, reason=""):
+        self._db["audit"].insert(
+            {
+                "time_ms": self._store.now_ms(),
+                "user": actor.user,
+                "source": actor.source,
+                "action": action,
+                "object": obj,
+                "old": _describe(old),
+                "new": _describe(new),
+                "reason": reason,
+            }
+        )
+
+    def _row(self, key: Any) -> dict | None:
+        try:
+            return self._db[self.table].get(key)
+        except Exception as exc:  # sqlite_utils.db.NotFoundError
+            if type(exc).__name__ == "NotFoundError":
+                return None
+            raise
+
+
+class ParamRepo(_Repo):
+    """Stored parameter values (only those that differ from the defaults)."""
+
+    table = "params"
+
+    def load(self) -> dict[str, str]:
+        return {row["name"]: row["value"] for row in self._db["params"].rows}
+
+    def save(self, name: str, text: str | None, old: str, new: str, actor: Actor) -> None:
+        with self._db.atomic():
+            if text is None:
+                self._db.execute("DELETE FROM params WHERE name = ?", [name])
+                action = "param reset"
+            else:
+                self._db["params"].upsert(
+                    {"name": name, "value": text, "changed_ms": self._store.now_ms()}, pk="name"
+                )
+                action = "param set"
+            self._audit(actor, action, name, old, new)
+
+
+class AuditRepo(_Repo):
+    table = "audit"
+
+    def record(self, actor: Actor, action: str, obj: str, old: Any, new: Any, reason=""):
+        with self._db.atomic():
+            self._audit(actor, action, obj, old, new, reason)
+
+    def recent(self, limit: int = 100) -> list[AuditEntry]:
+        rows = self._db.execute(
+            "SELECT id, time_ms, user, source, action, object, old, new, reason "
+            "FROM audit ORDER BY id DESC LIMIT ?",
+            [limit],
+        ).fetchall()
+        return [AuditEntry(*row) for row in rows]
+
+
+class UserRepo(_Repo):
+    table = "admin_users"
+
+    @staticmethod
+    def _value(row: Mapping) -> AdminUser:
+        keys = tuple(k for k in (row["keys"] or "").split("\n") if k)
+        return AdminUser(row["name"], Role.parse(row["role"]), row["password_hash"] or "", keys)
+
+    def get(self, name: str) -> AdminUser | None:
+        row = self._row(name)
+        return None if row is None else self._value(row)
+
+    def list(self) -> list[AdminUser]:
+        return [self._value(r) for r in self._db["admin_users"].rows_where(order_by="name")]
+
+    def put(self, user: AdminUser, actor: Actor, create_only: bool = False) -> None:
+        """Create or replace a user (replacing keeps the audit trail's old value)."""
+        with self._db.atomic():
+            old = self.get(user.name)
+            if old is not None and create_only:
+                raise ExistsError(f"user {user.name} already exists")
+            self._db["admin_users"].upsert(
+                {
+                    "name": user.name,
+                    "role": str(user.role),
+                    "password_hash": user.password_hash,
+                    "keys": "\n".join(user.keys),
+                    "created_ms": self._store.now_ms(),
+                },
+                pk="name",
+            )
+            self._audit(actor, "user add" if old is None else "user set", user.name, old, user)
+        self._store.changed(self.table)
+
+    def delete(self, name: str, actor: Actor) -> None:
+        with self._db.atomic():
+            old = self.get(name)
+            if old is None:
+                raise NotFoundError(f"no such user: {name}")
+            self._db.execute("DELETE FROM admin_users WHERE name = ?", [name])
+            self._audit(actor, "user del", name, old, None)
+        self._store.changed(self.table)
+
+
+class AccountRepo(_Repo):
+    table = "accounts"
+
+    @staticmethod
+    def _value(row: Mapping) -> Account:
+        return Account(
+            name=row["name"],
+            type=row["type"],
+            balance=from_e4(row["balance_e4"]),
+            credit=from_e4(row["credit_e4"]),
+            rate_table=row["rate_table"] or "",
+            enabled=bool(row["enabled"]),
+            expiry_ms=row["expiry_ms"],
+        )
+
+    @staticmethod
+    def _row_of(account: Account) -> dict:
+        return {
+            "name": account.name,
+            "type": account.type,
+            "balance_e4": to_e4(account.balance),
+            "credit_e4": to_e4(account.credit),
+            "rate_table": account.rate_table,
+            "enabled": int(account.enabled),
+            "expiry_ms": account.expiry_ms,
+        }
+
+    def get(self, name: str) -> Account | None:
+        row = self._row(name)
+        return None if row is None else self._value(row)
+
+    def require(self, name: str) -> Account:
+        account = self.get(name)
+        if account is None:
+            raise NotFoundError(f"no such account: {name}")
+        return account
+
+    def list(self) -> list[Account]:
+        return [self._value(r) for r in self._db["accounts"].rows_where(order_by="name")]
+
+    def add(self, account: Account, actor: Actor) -> None:
+        with self._db.atomic():
+            if self.get(account.name) is not None:
+                raise ExistsError(f"account {account.name} already exists")
+            row = self._row_of(account) | {"created_ms": self._store.now_ms()}
+            self._db["accounts"].insert(row)
+            self._audit(actor, "account add", account.name, None, account)
+        self._store.changed(self.table)
+
+    def update(self, name: str, actor: Actor, reason: str = "", **changes: Any) -> Account:
+        """Change fields other than the balance (use `topup` for money in)."""
+        with self._db.atomic():
+            old = self.require(name)
+            new = attrs.evolve(old, **changes)
+            row = self._row_of(new)
+            row.pop("balance_e4")  # the balance moves only by top-up and CDR commits
+            self._db["accounts"].update(name, row)
+            self._audit(actor, "account set", name, old, new, reason)
+        self._store.changed(self.table)
+        return new
+
+    def topup(self, name: str, amount: Decimal, actor: Actor, reason: str = "") -> Account:
+        with self._db.atomic():
+            old = self.require(name)
+            self._db.execute(
+                "UPDATE accounts SET balance_e4 = balance_e4 + ? WHERE name = ?",
+                [to_e4(amount), name],
+            )
+            new = self.require(name)
+            self._audit(actor, "account topup", name, old.balance, new.balance, reason)
+        self._store.changed(self.table)
+        return new
+
+    def delete(self, name: str, actor: Actor) -> None:
+        with self._db.atomic():
+            old = self.require(name)
+            self._db.execute("DELETE FROM accounts WHERE name = ?", [name])
+            self._audit(actor, "account del", name, old, None)
+        self._store.changed(self.table)
+
+
+class RateRepo(_Repo):
+    table = "rates"
+
+    @staticmethod
+    def _value(row: Mapping) -> Rate:
+        return Rate(
+            rate_table=row["rate_table"],
+            prefix=row["prefix"],
+            fee=from_e4(row["fee_e4"]),
+            first_period_s=row["first_period_s"],
+            period_s=row["period_s"],
+            area=row["area"] or "",
+        )
+
+    @staticmethod
+    def _row_of(rate: Rate) -> dict:
+        return {
+            "rate_table": rate.rate_table,
+            "prefix": rate.prefix,
+            "fee_e4": to_e4(rate.fee),
+            "first_period_s": rate.first_period_s,
+            "period_s": rate.period_s,
+            "area": rate.area,
+        }
+
+    def get(self, table: str, prefix: str) -> Rate | None:
+        row = self._row((table, prefix))
+        return None if row is None else self._value(row)
+
+    def tables(self) -> list[str]:
+        rows = self._db.execute("SELECT DISTINCT rate_table FROM rates ORDER BY 1").fetchall()
+        return [r[0] for r in rows]
+
+    def list(self, table: str | None = None, prefix: str = "", limit: int | None = None):
+        where, args = [], []
+        if table is not None:
+            where.append("rate_table = ?")
+            args.append(table)
+        if prefix:
+            where.append("prefix LIKE ? ESCAPE '\\'")
+            args.append(prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+        sql = "SELECT * FROM rates"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY rate_table, prefix"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        cursor = self._db.execute(sql, args)
+        names = [d[0] for d in cursor.description]
+        return [self._value(dict(zip(names, row, strict=True))) for row in cursor]
+
+    def iter_all(self) -> Iterator[Rate]:
+        cursor = self._db.execute("SELECT * FROM rates")
+        names = [d[0] for d in cursor.description]
+        for row in cursor:
+            yield self._value(dict(zip(names, row, strict=True)))
+
+    def put(self, rate: Rate, actor: Actor) -> None:
+        with self._db.atomic():
+            old = self.get(rate.rate_table, rate.prefix)
+            self._db["rates"].upsert(self._row_of(rate), pk=("rate_table", "prefix"))
+            self._audit(
+                actor,
+                "rate add" if old is None else "rate set",
+                f"{rate.rate_table}/{rate.prefix}",
+                old,
+                rate,
+            )
+        self._store.changed(self.table)
+
+    def delete(self, table: str, prefix: str, actor: Actor) -> None:
+        with self._db.atomic():
+            old = self.get(table, prefix)
+            if old is None:
+                raise NotFoundError(f"no rate {prefix} in table {table}")
+            self._db.execute(
+                "DELETE FROM rates WHERE rate_table = ? AND prefix = ?", [table, prefix]
+            )
+            self._audit(actor, "rate del", f"{table}/{prefix}", old, None)
+        self._store.changed(self.table)
+
+    def import_rates(self, table: str, rates: Iterable[Rate], actor: Actor, source: str = ""):
+        """All-or-nothing bulk upsert; returns (added, updated).  One audit row for the file."""
+        added = updated = 0
+        with self._db.atomic():
+            before = self._db.execute(
+                "SELECT COUNT(*) FROM rates WHERE rate_table = ?", [table]
+            ).fetchone()[0]
+            total = 0
+            batch: list[tuple] = []
+            sql = (
+                "INSERT INTO rates (rate_table, prefix, fee_e4, first_period_s, period_s, area) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(rate_table, prefix) DO UPDATE SET "
+                "fee_e4 = excluded.fee_e4, first_period_s = excluded.first_period_s, "
+                "period_s = excluded.period_s, area = excluded.area"
+            )
+            for rate in rates:
+                batch.append(
+                    (
+                        table,
+                        rate.prefix,
+                        to_e4(rate.fee),
+                        rate.first_period_s,
+                        rate.period_s,
+                        rate.area,
+                    )
+                )
+                total += 1
+                if len(batch) >= 10000:
+                    self._db.conn.executemany(sql, batch)
+                    batch.clear()
+            if batch:
+                self._db.conn.executemany(sql, batch)
+            after = self._db.execute(
+                "SELECT COUNT(*) FROM rates WHERE rate_table = ?", [table]
+            ).fetchone()[0]
+            added = after - before
+            updated = total - added
+            self._audit(
+                actor,
+                "rate import",
+                table,
+                f"{before} rates",
+                f"{after} rates (+{added}, {updated} updated)",
+                source,
+            )
+        self._store.changed(self.table)
+        return added, updated
+
+
+_GATEWAY_LISTS = {"prefixes", "stop_codes"}
+_GATEWAY_BOOLS = {"protect", "check_rate", "options_check", "dyn_blacklist", "enabled"}
+
+
+class GatewayRepo(_Repo):
+    table = "gateways"
+
+    @staticmethod
+    def _value(row: Mapping) -> Gateway:
+        values: dict[str, Any] = {}
+        for f in attrs.fields(Gateway):
+            raw = row.get(f.name)
+            if raw is None:
+                continue
+            if f.name == "prefixes":
+                raw = tuple(p for p in raw.split(",") if p)
+            elif f.name == "stop_codes":
+                raw = tuple(int(c) for c in raw.split(",") if c)
+            elif f.name in _GATEWAY_BOOLS:
+                raw = bool(raw)
+            values[f.name] = raw
+        return Gateway(**values)
+
+    @staticmethod
+    def _row_of(gateway: Gateway) -> dict:
+        row = attrs.asdict(gateway, recurse=False)
+        for name in _GATEWAY_LISTS:
+            row[name] = ",".join(str(v) for v in row[name])
+        for name in _GATEWAY_BOOLS:
+            row[name] = int(row[name])
+        return row
+
+    def get(self, name: str) -> Gateway | None:
+        row = self._row(name)
+        return None if row is None else self._value(row)
+
+    def require(self, name: str) -> Gateway:
+        gateway = self.get(name)
+        if gateway is None:
+            raise NotFoundError(f"no such gateway: {name}")
+        return gateway
+
+    def list(self, kind: str | None = None) -> list[Gateway]:
+        rows = self._db["gateways"].rows_where(
+            "kind = ?" if kind else None, [kind] if kind else None, order_by="name"
+        )
+        return [self._value(r) for r in rows]
+
+    def add(self, gateway: Gateway, actor: Actor) -> None:
+        with self._db.atomic():
+            if self.get(gateway.name) is not None:
+                raise ExistsError(f"gateway {gateway.name} already exists")
+            row = self._row_of(gateway) | {"created_ms": self._store.now_ms()}
+            self._db["gateways"].insert(row)
+            self._audit(actor, "gateway add", gateway.name, None, gateway)
+        self._store.changed(self.table)
+
+    def update(self, name: str, actor: Actor, **changes: Any) -> Gateway:
+        with self._db.atomic():
+            old = self.require(name)
+            new = attrs.evolve(old, **changes)
+            self._db["gateways"].update(name, self._row_of(new))
+            self._audit(actor, "gateway set", name, old, new)
+        self._store.changed(self.table)
+        return new
+
+    def delete(self, name: str, actor: Actor) -> None:
+        with self._db.atomic():
+            old = self.require(name)
+            self._db.execute("DELETE FROM gateways WHERE name = ?", [name])
+            self._audit(actor, "gateway del", name, old, None)
+        self._store.changed(self.table)
+
+
+class PhoneRepo(_Repo):
+    table = "phones"
+
+    @staticmethod
+    def _value(row: Mapping) -> Phone:
+        return Phone(
+            row["e164"],
+            row["password"],
+            row["account"],
+            bool(row["enabled"]),
+            bool(row["callee_pays"]),
+        )
+
+    def get(self, e164: str) -> Phone | None:
+        row = self._row(e164)
+        return None if row is None else self._value(row)
+
+    def list(self) -> list[Phone]:
+        return [self._value(r) for r in self._db["phones"].rows_where(order_by="e164")]
+
+    def add(self, phone: Phone, actor: Actor) -> None:
+        with self._db.atomic():
+            if self.get(phone.e164) is not None:
+                raise ExistsError(f"phone {phone.e164} already exists")
+            self._db["phones"].insert(
+                {
+                    "e164": phone.e164,
+                    "password": phone.password,
+                    "account": phone.account,
+                    "enabled": int(phone.enabled),
+                    "callee_pays": int(phone.callee_pays),
+                    "created_ms": self._store.now_ms(),
+                }
+            )
+            self._audit(actor, "phone add", phone.e164, None, phone)
+        self._store.changed(self.table)
+
+    def update(self, e164: str, actor: Actor, **changes: Any) -> Phone:
+        with self._db.atomic():
+            old = self.get(e164)
+            if old is None:
+                raise NotFoundError(f"no such phone: {e164}")
+            new = attrs.evolve(old, **changes)
+            self._db["phones"].update(
+                e164,
+                {
+                    "password": new.password,
+                    "account": new.account,
+                    "enabled": int(new.enabled),
+                    "callee_pays": int(new.callee_pays),
+                },
+            )
+            self._audit(actor, "phone set", e164, old, new)
+        self._store.changed(self.table)
+        return new
+
+    def delete(self, e164: str, actor: Actor) -> None:
+        with self._db.atomic():
+            old = self.get(e164)
+            if old is None:
+                raise NotFoundError(f"no such phone: {e164}")
+            self._db.execute("DELETE FROM phones WHERE e164 = ?", [e164])
+            self._db.execute("DELETE FROM registrations WHERE e164 = ?", [e164])
+            self._audit(actor, "phone del", e164, old, None)
+        self._store.changed(self.table)
+
+
+class BlacklistRepo(_Repo):
+    table = "blacklist"
+
+    def list(self, now_ms: int | None = None) -> list[BlacklistEntry]:
+        rows = self._db["blacklist"].rows_where(order_by="id")
+        entries = [
+            BlacklistEntry(
+                r["value"], r["dir"], r["kind"], r["reason"] or "", r["expires_ms"], r["id"]
+            )
+            for r in rows
+        ]
+        if now_ms is None:
+            return entries
+        return [e for e in entries if e.expires_ms is None or e.expires_ms > now_ms]
+
+    def add(self, entry: BlacklistEntry, actor: Actor) -> None:
+        with self._db.atomic():
+            self._db.execute(
+                "INSERT INTO blacklist (value, dir, kind, reason, expires_ms, created_ms) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(value, dir, kind) DO UPDATE SET "
+                "reason = excluded.reason, expires_ms = excluded.expires_ms",
+                [
+                    entry.value,
+                    entry.dir,
+                    entry.kind,
+                    entry.reason,
+                    entry.expires_ms,
+                    self._store.now_ms(),
+                ],
+            )
+            self._audit(actor, "blacklist add", entry.value, None, entry)
+        self._store.changed(self.table)
+
+    def delete(self, value: str, actor: Actor, kind: str | None = None) -> int:
+        with self._db.atomic():
+            sql, args = "DELETE FROM blacklist WHERE value = ?", [value]
+            if kind:
+                sql += " AND kind = ?"
+                args.append(kind)
+            count = self._db.execute(sql, args).rowcount
+            if count == 0:
+                raise NotFoundError(f"{value} is not blacklisted")
+            self._audit(actor, "blacklist del", value, f"{count} entries", None)
+        self._store.changed(self.table)
+        return count
+
+
+class RegistrationRepo(_Repo):
+    """Phone bindings, written as they change so they survive a restart."""
+
+    table = "registrations"
+
+    def replace(self, e164: str, bindings: Iterable[Registration]) -> None:
+        with self._db.atomic():
+            self._db.execute("DELETE FROM registrations WHERE e164 = ?", [e164])
+            for b in bindings:
+                self._db["registrations"].insert(
+                    attrs.asdict(b) | {"updated_ms": self._store.now_ms()}
+                )
+
+    def load(self, now_ms: int) -> list[Registration]:
+        rows = self._db.execute(
+            "SELECT e164, contact, source, expires_ms, call_id, cseq FROM registrations "
+            "WHERE expires_ms > ? ORDER BY e164, expires_ms",
+            [now_ms],
+        ).fetchall()
+        return [Registration(*row) for row in rows]
+
+
+# The CDR columns in pipe order (INTERFACE.md §6), then what SQLite adds.
+CDR_COLUMNS = (
+    "caller_e164",
+    "callee_e164",
+    "start_ms",
+    "stop_ms",
+    "hold_ms",
+    "end_reason",
+    "end_direction",
+    "caller_gateway_id",
+    "callee_gateway_id",
+    "caller_ip",
+    "callee_ip",
+    "caller_access_e164",
+    "callee_access_e164",
+    "caller_to_gateway_e164",
+    "callee_to_gateway_e164",
+    "callee_billing",
+    "billing_mode",
+    "caller_pdd_ms",
+    "callee_pdd_ms",
+    "call_uuid",
+    "account",
+    "fee_e4",
+    "cost_e4",
+    "clearing_account",
+    "sip_code",
+    "billed_seconds",
+    "rate_prefix",
+    "area",
+    "attempts",
+    "extra",
+)
+
+
+class CdrRepo(_Repo):
+    """CDR rows and the balance changes they cause, committed together."""
+
+    table = "cdrs"
+
+    def commit_batch(self, rows: list[Mapping[str, Any]]) -> list[int | None]:
+        """Insert CDR rows and debit `fee_e4` from `account` and `cost_e4` from
+        `clearing_account`, all in ONE transaction (DESIGN.md data rules).
+
+        A row whose `call_uuid` is already stored is skipped with its charge, so replaying
+        a journal after a crash charges nothing twice.  Returns each row's id (None when
+        skipped).
+        """
+        sql = (
+            f"INSERT OR IGNORE INTO cdrs ({', '.join(CDR_COLUMNS)}) "
+            f"VALUES ({', '.join('?' for _ in CDR_COLUMNS)})"
+        )
+        debit = "UPDATE accounts SET balance_e4 = balance_e4 - ? WHERE name = ?"
+        ids: list[int | None] = []
+        conn = self._db.conn
+        with self._db.atomic():
+            for row in rows:
+                values = [row.get(c) for c in CDR_COLUMNS]
+                if isinstance(values[-1], dict):
+                    values[-1] = json.dumps(values[-1], sort_keys=True)
+                cursor = conn.execute(sql, values)
+                if cursor.rowcount == 0:
+                    ids.append(None)
+                    continue
+                ids.append(cursor.lastrowid)
+                if row.get("fee_e4") and row.get("account"):
+                    conn.execute(debit, [row["fee_e4"], row["account"]])
+                if row.get("cost_e4") and row.get("clearing_account"):
+                    conn.execute(debit, [row["cost_e4"], row["clearing_account"]])
+        return ids
+
+    def get(self, cdr_id: int) -> dict | None:
+        return self._row(cdr_id)
+
+    def query(
+        self,
+        from_ms: int | None = None,
+        to_ms: int | None = None,
+        caller: str | None = None,
+        callee: str | None = None,
+        gateway: str | None = None,
+        account: str | None = None,
+        limit: int | None = 100,
+        newest_first: bool = True,
+        after_id: int | None = None,
+    ) -> list[dict]:
+        where, args = [], []
+        for clause, value in (
+            ("stop_ms >= ?", from_ms),
+            ("stop_ms < ?", to_ms),
+            ("caller_e164 = ?", caller),
+            ("callee_e164 = ?", callee),
+            ("account = ?", account),
+            ("id > ?", after_id),
+        ):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        if gateway is not None:
+            where.append("(caller_gateway_id = ? OR callee_gateway_id = ?)")
+            args += [gateway, gateway]
+        sql = "SELECT * FROM cdrs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id " + ("DESC" if newest_first else "ASC")
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        cursor = self._db.execute(sql, args)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor]
+
+    def last_id(self) -> int:
+        return self._db.execute("SELECT COALESCE(MAX(id), 0) FROM cdrs").fetchone()[0]
+
+    def modify_money(self, cdr_id: int, actor: Actor, reason: str, **changes: int) -> dict:
+        """Change a CDR's fee_e4/cost_e4, adjust the balances by the difference and audit,
+        in one transaction (SPEC.md §7 `cdr modify`)."""
+        with self._db.atomic():
+            old = self.get(cdr_id)
+            if old is None:
+                raise NotFoundError(f"no such CDR: {cdr_id}")
+            for column, account_column in (("fee_e4", "account"), ("cost_e4", "clearing_account")):
+                if column not in changes:
+                    continue
+                delta = changes[column] - (old[column] or 0)
+                self._db.execute(
+                    f"UPDATE cdrs SET {column} = ? WHERE id = ?", [changes[column], cdr_id]
+                )
+                if delta and old[account_column]:
+                    self._db.execute(
+                        "UPDATE accounts SET balance_e4 = balance_e4 - ? WHERE name = ?",
+                        [delta, old[account_column]],
+                    )
+            new = self.get(cdr_id)
+            changed = sorted(changes)
+            self._audit(
+                actor,
+                "cdr modify",
+                str(cdr_id),
+                " ".join(f"{c}={old[c]}" for c in changed),
+                " ".join(f"{c}={new[c]}" for c in changed),
+                reason,
+            )
+        return new
+
+    def output_position(self, name: str) -> int:
+        row = self._db.execute("SELECT last_id FROM cdr_outputs WHERE name = ?", [name]).fetchone()
+        return row[0] if row else 0
+
+    def set_output_position(self, name: str, last_id: int) -> None:
+        with self._db.atomic():
+            self._db["cdr_outputs"].upsert({"name": name, "last_id": last_id}, pk="name")

@@ -1,0 +1,1 @@
+"""Protocol-neutral switching: call model, admission, routing, numbers, end reasons."""
