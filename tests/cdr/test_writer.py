@@ -42,7 +42,7 @@ def test_rows_commit_after_the_write_interval_then_callers_learn_their_ids():
 
 
 def test_buffer_size_closes_a_batch_at_once_and_is_live():
-    store, live, clock, writer = setup(SS_CDR_BUFFER_SIZE=3)
+    store, live, _, writer = setup(SS_CDR_BUFFER_SIZE=3)
     for n in range(3):
         writer.submit(row(n))
     assert writer.pending == 0 and len(store.cdrs.query()) == 3
@@ -84,7 +84,7 @@ def test_a_failed_commit_keeps_the_rows_for_the_retry(monkeypatch):
 
 
 def test_after_commit_hooks_see_the_committed_rows_and_stop_flushes():
-    store, _, _, writer = setup(SS_CDR_WRITE_INTERVAL=1000)
+    _, _, _, writer = setup(SS_CDR_WRITE_INTERVAL=1000)
     seen = []
     writer.on_commit(lambda written: seen.extend(i for i, _ in written))
     writer.startService()

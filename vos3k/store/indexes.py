@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 
+from vos3k.billing import rating
 from vos3k.store.db import Store
 from vos3k.store.models import Account, Gateway, Phone, Rate
 
@@ -62,29 +63,22 @@ class MappingIndex:
 
 
 class RateIndex:
-    """Rate tables by name, each a prefix -> Rate dict probed longest prefix first."""
+    """Rate tables by name, each a billing RateTable (longest prefix match)."""
 
     def __init__(self, rates: list[Rate]):
-        self._tables: dict[str, dict[str, Rate]] = {}
-        self._lengths: dict[str, list[int]] = {}
-        for rate in rates:
-            self._tables.setdefault(rate.rate_table, {})[rate.prefix] = rate
-        for name, table in self._tables.items():
-            self._lengths[name] = sorted({len(p) for p in table}, reverse=True)
+        grouped: dict[str, list[rating.Rate]] = {}
+        for r in rates:
+            grouped.setdefault(r.rate_table, []).append(
+                rating.Rate(r.prefix, r.fee, r.first_period_s, r.period_s, r.area)
+            )
+        self._tables = {name: rating.RateTable(rows) for name, rows in grouped.items()}
 
-    def lookup(self, table: str, number: str) -> Rate | None:
-        prefixes = self._tables.get(table)
-        if prefixes is None:
-            return None
-        for length in self._lengths[table]:
-            if length <= len(number):
-                rate = prefixes.get(number[:length])
-                if rate is not None:
-                    return rate
-        return None
+    def table(self, name: str) -> rating.RateTable | None:
+        return self._tables.get(name)
 
-    def has_table(self, table: str) -> bool:
-        return table in self._tables
+    def lookup(self, table: str, number: str) -> rating.Rate | None:
+        rates = self._tables.get(table)
+        return None if rates is None else rates.lookup(number)
 
 
 class HotIndexes:
