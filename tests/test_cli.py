@@ -42,7 +42,9 @@ def test_user_add_with_key_and_password(tmp_path, capsys, monkeypatch):
     data = tmp_path / "d"
     run(capsys, "init", "--data-dir", str(data))
     pub = tmp_path / "k.pub"
-    pub.write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG4rT3vTt99Ox5kndS4HmgTrKBT8SKzhK4rhGkEVGlCI x\n")
+    pub.write_text(
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG4rT3vTt99Ox5kndS4HmgTrKBT8SKzhK4rhGkEVGlCI x\n"
+    )
     code, out, _ = run(capsys, "user", "add", "ops", "--role", "operator", "--key", str(pub),
                        "--data-dir", str(data))
     assert code == 0, out

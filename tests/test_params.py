@@ -52,7 +52,7 @@ def test_every_spec_parameter_is_registered():
 @pytest.mark.skipif(not SPEC_ROWS, reason="../shared/SPEC.md not found")
 @pytest.mark.parametrize("cells", SPEC_ROWS, ids=lambda c: c[0].split()[0])
 def test_spec_type_default_range_and_live(cells):
-    name, typ, default, rng, unit, live = cells[:6]
+    name, typ, default, rng, _unit, live = cells[:6]
     name, _ = _names(name)
     param = PARAMS.get(name)
     if typ == "alias":  # SS_CDR_RECORD_NONCONNECT / SS_CDR_RECORD_ILLEGAL share a value
@@ -169,7 +169,7 @@ def test_booleans_accept_on_off_yes_no():
 def test_alias_shares_the_value_and_names_the_canonical_parameter():
     store = open_store(None)
     live = LiveParams(store.params)
-    param, _, new = live.set("SS_CDR_RECORD_NONCONNECT", "0", ADMIN)
+    param, _, _ = live.set("SS_CDR_RECORD_NONCONNECT", "0", ADMIN)
     assert param.name == "SERVER_BILLING_RECORD_ZERO_HOLD_TIME"
     assert live.snapshot["SERVER_BILLING_RECORD_ZERO_HOLD_TIME"] is False
     assert live.snapshot.billing_record_zero_hold_time is False
@@ -204,7 +204,7 @@ def test_observers_see_each_change_and_reset_restores_the_default():
 def test_an_invalid_value_in_the_database_is_a_clear_error():
     store = open_store(None)
     store.db["params"].insert({"name": "SERVER_BILLING_FEE_PRECISTION", "value": "9"})
-    with pytest.raises(ParamError, match="invalid value in the database.*out of range"):
+    with pytest.raises(ParamError, match=r"invalid value in the database.*out of range"):
         LiveParams(store.params)
 
 

@@ -588,12 +588,14 @@ class Snapshot(Mapping[str, Any]):
     Python attribute (`snap.sip_timeout_invite_s`).
     """
 
-    __slots__ = ("_by_attr", "_by_name", "_registry")
-
     def __init__(self, registry: ParamRegistry, values: Mapping[str, Any]):
-        object.__setattr__(self, "_registry", registry)
-        object.__setattr__(self, "_by_name", dict(values))
-        object.__setattr__(self, "_by_attr", {p.attr: values[p.name] for p in registry})
+        # Attributes live in the instance dict so the hot path reads them at plain
+        # attribute speed; __setattr__ below keeps the snapshot immutable.
+        namespace = self.__dict__
+        namespace["_registry"] = registry
+        namespace["_by_name"] = dict(values)
+        for param in registry:
+            namespace[param.attr] = values[param.name]
 
     def __getitem__(self, name: str) -> Any:
         try:
@@ -606,12 +608,6 @@ class Snapshot(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self._by_name)
-
-    def __getattr__(self, attr: str) -> Any:
-        try:
-            return self._by_attr[attr]
-        except KeyError:
-            raise AttributeError(attr) from None
 
     def __setattr__(self, attr: str, value: Any) -> None:
         raise AttributeError("parameter snapshots are immutable")

@@ -8,6 +8,7 @@ ends with exit status 0 and nothing lost.
 from __future__ import annotations
 
 import signal
+import sys
 import time
 from collections.abc import Callable
 
@@ -22,10 +23,6 @@ from vos3k.config import Settings, check_data_dir
 from vos3k.params import LiveParams
 from vos3k.store.db import open_store
 from vos3k.switch.calls import CurrentCalls
-
-
-class StartupError(Exception):
-    """The server cannot start; the message is one line for the operator."""
 
 
 class VosService(MultiService):
@@ -83,9 +80,12 @@ class VosService(MultiService):
         try:
             super().privilegedStartService()
         except CannotListenError as exc:
-            raise StartupError(
-                f"cannot listen on {exc.interface or '*'}:{exc.port}: {exc.socketError}"
-            ) from None
+            # twistd has already redirected sys.stderr into its log by now: tell the
+            # operator on the real stderr too, then exit before the reactor runs.
+            message = f"cannot listen on {exc.interface or '*'}:{exc.port}: {exc.socketError}"
+            self.log.critical("start-up failed: {message}", message=message)
+            sys.__stderr__.write(f"vos3k: error: {message}\n")
+            raise SystemExit(1) from None
 
     def startService(self) -> None:
         super().startService()
@@ -112,6 +112,9 @@ class VosService(MultiService):
 
 def build_service(settings: Settings, reactor) -> VosService:
     """Everything the process runs, wired to one reactor (tests pass a fake one)."""
+    from vos3k.metrics import install_metrics
+
     service = VosService(settings, reactor)
     # Each subsystem adds its listeners as a child; the order is the start-up order.
+    install_metrics(service)
     return service

@@ -49,13 +49,13 @@ def makeService(options: Options):
 
     from vos3k.admin.hostkey import HostKeyError
     from vos3k.params import ParamError
-    from vos3k.service import StartupError, build_service
+    from vos3k.service import build_service
     from vos3k.store.db import StoreError
 
     try:
         settings = load_settings(options)
         return build_service(settings, reactor)
-    except (ConfigError, StoreError, ParamError, HostKeyError, StartupError) as exc:
+    except (ConfigError, StoreError, ParamError, HostKeyError) as exc:
         # One line, no traceback, non-zero exit, nothing bound (INTERFACE.md §1).
         sys.stderr.write(f"vos3k: error: {exc}\n")
         raise SystemExit(1) from None

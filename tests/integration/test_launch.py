@@ -91,3 +91,20 @@ def test_sigterm_exits_zero(data_dir, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_port_in_use_is_one_line_and_exit_1(data_dir):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            twistd(data_dir, "--metrics-listen", f"127.0.0.1:{port}"),
+            capture_output=True, text=True, timeout=60, cwd=REPO,
+        )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"vos3k: error: cannot listen on 127.0.0.1:{port}: [Errno 98] Address already in use"
+    )

@@ -92,7 +92,7 @@ def test_newer_schema_is_refused_and_left_untouched(tmp_path):
 def test_corrupt_database_is_refused_and_not_overwritten(tmp_path):
     path = tmp_path / "bad.db"
     path.write_bytes(b"this is not an sqlite database, just some text\n" * 100)
-    with pytest.raises(StoreError, match="corrupt or not SQLite|not a database"):
+    with pytest.raises(StoreError, match=r"corrupt or not SQLite|not a database"):
         open_store(path)
     assert path.read_bytes().startswith(b"this is not an sqlite")
 
