@@ -612,6 +612,9 @@ class Snapshot(Mapping[str, Any]):
     def __setattr__(self, attr: str, value: Any) -> None:
         raise AttributeError("parameter snapshots are immutable")
 
+    def __delattr__(self, attr: str) -> None:
+        raise AttributeError("parameter snapshots are immutable")
+
 
 @frozen
 class Actor:
