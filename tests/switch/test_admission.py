@@ -1,0 +1,163 @@
+"""SPEC §3 steps 3-8 and INTERFACE §6 "who is calling", as admission outcomes."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from attrs import frozen
+
+from tests.switch.fakes import CUSTOMER_IP, default_directory, mapping, snapshot
+from vos3k.billing.accounts import AccountPool
+from vos3k.cdr.policy import NumberClass
+from vos3k.cdr.record import BillingMode, CalleeBilling
+from vos3k.store.models import Account, Phone
+from vos3k.switch.admission import (
+    Admit,
+    Arrival,
+    Challenge,
+    NumberBlacklist,
+    Reject,
+    admit,
+    call_settings,
+)
+from vos3k.switch.router import Load
+
+D = Decimal
+T0 = 1_777_000_000_000
+
+
+def run(directory, snap=None, pool=None, **kw):
+    kw.setdefault("source_ip", CUSTOMER_IP)
+    kw.setdefault("caller", "8613800138000")
+    kw.setdefault("callee", "4412345678")
+    arrival = Arrival("c1", source_port=5060, protocol="sip", **kw)
+    settings = call_settings(snap or snapshot())
+    return admit(arrival, settings, directory, Load(), pool or AccountPool(), T0)
+
+
+def test_mapping_gateway_call_rated_and_reserved():
+    pool = AccountPool()
+    outcome = run(default_directory(customer=mapping(caller_prefix_rewrite="86*:0086*")), pool=pool)
+    assert isinstance(outcome, Admit)
+    ctx = outcome.context
+    assert (ctx.caller_e164, ctx.callee_e164, ctx.payer) == (
+        "008613800138000",
+        "4412345678",
+        "cust",
+    )
+    assert (ctx.billing_mode, ctx.rate.fee, ctx.reserved) == (BillingMode.GATEWAY, D("0.06"), True)
+    assert pool.reservation("c1") == D("0.06")
+
+
+def test_protocol_must_match_the_mapping_gateway():
+    outcome = run(default_directory(customer=mapping(protocol="h323")))
+    assert isinstance(outcome, Reject) and outcome.reason == 17
+
+
+@pytest.mark.parametrize(
+    ("kw", "expected"),
+    [
+        pytest.param({}, ("challenge", None), id="INTERFACE-6-407"),
+        pytest.param({"authenticated": "1001"}, ("admit", None), id="INTERFACE-6-digest-ok"),
+        pytest.param({"auth_failed": True}, ("reject", 16), id="INTERFACE-6-digest-wrong"),
+        pytest.param({"from_user": "999"}, ("reject", 17), id="INTERFACE-6-illegal"),
+    ],
+)
+def test_who_is_calling_phone(kw, expected):
+    kw.setdefault("from_user", "1001")
+    directory = default_directory(phones=[Phone("1001", "pw", "cust")])
+    outcome = run(directory, source_ip="192.0.2.5", **kw)
+    kind, reason = expected
+    if kind == "challenge":
+        assert outcome == Challenge("1001")
+    elif kind == "admit":
+        assert isinstance(outcome, Admit) and outcome.context.billing_mode is BillingMode.PHONE
+    else:
+        assert isinstance(outcome, Reject) and outcome.reason == reason
+        assert (outcome.sip_code, outcome.direction) == (403, 2)
+
+
+def test_callee_pays_phone_reserves_on_the_callee():
+    accounts = [
+        Account("cust", balance=D("0"), rate_table="retail"),
+        Account("bob", balance=D("5"), rate_table="retail"),
+    ]
+    phones = [Phone("4412345678", "pw", "bob", callee_pays=True)]
+    pool = AccountPool()
+    outcome = run(default_directory(accounts=accounts, phones=phones), pool=pool)
+    ctx = outcome.context
+    assert (ctx.payer, ctx.callee_billing, ctx.billing_mode) == (
+        "bob",
+        CalleeBilling.CALLEE,
+        BillingMode.PHONE,
+    )
+    assert pool.reservation("c1") == D("0.06")
+
+
+def test_no_billing_to_phone_skips_rating():
+    phones = [Phone("4412345678", "pw", "cust")]
+    accounts = [Account("cust", balance=D("0"))]  # no rate table: would be 7
+    snap = snapshot(SS_NO_BILLING_TO_PHONE=True)
+    outcome = run(default_directory(accounts=accounts, phones=phones), snap=snap)
+    assert isinstance(outcome, Admit) and outcome.context.rate is None
+
+
+@pytest.mark.parametrize(
+    ("lists", "number_class"),
+    [
+        pytest.param({"SERVER_BILLING_FREE_E164S": ("44*",)}, NumberClass.FREE, id="free"),
+        pytest.param(
+            {"SERVER_BILLING_NO_CDR_E164S": ("4412345678",), "SERVER_BILLING_FREE_E164S": ("*",)},
+            NumberClass.NO_CDR,
+            id="SPEC-3-step6-no-cdr-beats-free",
+        ),
+    ],
+)
+def test_free_numbers_skip_rating_and_reservation(lists, number_class):
+    pool = AccountPool()
+    outcome = run(default_directory(), snap=snapshot(**lists), pool=pool)
+    assert outcome.context.number_class is number_class and not outcome.context.reserved
+    assert "cust" not in pool
+
+
+@pytest.mark.parametrize(
+    ("gateway_kw", "admitted"),
+    [
+        pytest.param({"callee_allow": "44*"}, True, id="allow-match"),
+        pytest.param({"callee_allow": "33*"}, False, id="SPEC-3-step5-allow-miss"),
+        pytest.param({"caller_deny": "86*"}, False, id="SPEC-3-step5-caller-deny"),
+        pytest.param(
+            {"callee_prefix_rewrite": "44*:33*", "callee_deny": "44*"},
+            True,
+            id="SPEC-3-step5-lists-after-rewrite",
+        ),
+    ],
+)
+def test_allow_deny(gateway_kw, admitted):
+    directory = default_directory(customer=mapping(**gateway_kw))
+    outcome = run(directory)
+    if admitted:
+        assert not isinstance(outcome, Reject) or outcome.reason != 25
+    else:
+        assert isinstance(outcome, Reject) and (outcome.reason, outcome.sip_code) == (25, 403)
+
+
+@frozen
+class Entry:
+    value: str
+    dir: str = "both"
+    kind: str = "static"
+
+
+def test_blacklist_from_entries():
+    blacklist = NumberBlacklist.from_entries(
+        [
+            Entry("4412*", "callee"),
+            Entry("10.0.0.0/8"),
+            Entry("999", kind="auth"),
+            Entry("555", "caller"),
+        ]
+    )
+    assert blacklist.callees.matches("4412345") and not blacklist.callers.matches("4412345")
+    assert blacklist.callers.matches("555") and not blacklist.callers.matches("999")

@@ -1,0 +1,337 @@
+"""Who is calling and may the call go on: SPEC §3 steps 3-8, pure.
+
+`admit()` takes an arrival (what the protocol layer read from the INVITE/Setup) and
+returns one of:
+- `Challenge(phone)`: the From user is a provisioned phone and no digest came; the SIP
+  layer answers 407 (INTERFACE §6) and no call exists yet;
+- `Reject(reason, sip_code, q850, direction=2, context)`: SPEC §3's table, the context
+  holding what is known so far for the CDR;
+- `Admit(context)`: everything a call needs for routing and billing; when the payer
+  was reserved for (SPEC §6) the AccountPool holds a reservation under the call id.
+The only state it touches is the AccountPool reservation of step 8 (in memory).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+from attrs import evolve, field, frozen
+
+from vos3k.billing.accounts import AccountPool, Refused
+from vos3k.billing.rating import BillingSettings, Rate, rating_number
+from vos3k.cdr.policy import NumberClass, PolicySettings, classify_number, skips_rating
+from vos3k.cdr.record import BillingMode, CalleeBilling
+from vos3k.store.models import Account, Gateway, Phone
+from vos3k.switch.legs import Media
+from vos3k.switch.numbers import (
+    EMPTY_PATTERNS,
+    Malformed,
+    PatternList,
+    clean_number,
+    normalise_callee,
+)
+from vos3k.switch.reasons import TO_Q850, TO_SIP, EndDirection, EndReason
+from vos3k.switch.router import Load, compiled_patterns, compiled_rewrites
+
+# ---------------------------------------------------------------- inputs
+
+
+class Directory(Protocol):
+    """The hot indexes admission and routing read (`store.indexes.HotIndexes` is one)."""
+
+    mapping: Any  # .match(ip, port, protocol) -> Gateway | None
+    routing: tuple[Gateway, ...]
+    gateways: Mapping[str, Gateway]
+    rates: Any  # .lookup(table, number) -> rating.Rate | None
+    phones: Mapping[str, Phone]
+    accounts: Mapping[str, Account]
+
+
+@frozen
+class Arrival:
+    """A new call as the protocol layer read it (SPEC §1 numbers, §3 step 3 source)."""
+
+    call_id: str
+    source_ip: str
+    source_port: int
+    protocol: str  # "sip" | "h323"
+    caller: str  # P-Asserted-Identity user, else From user (H.323: sourceAddress ...)
+    callee: str  # Request-URI user (H.323: dialledDigits ...)
+    from_user: str = ""  # the From user: a phone's identity (INTERFACE §6)
+    authenticated: str | None = None  # the phone whose digest the SIP layer verified
+    auth_failed: bool = False  # a wrong digest, or a suspended phone or IP (reason 16)
+    media: Media | None = None
+
+
+@frozen
+class NumberBlacklist:
+    """Static number blacklist entries (SPEC §2 `blacklist`, kind static), compiled."""
+
+    callers: PatternList = EMPTY_PATTERNS
+    callees: PatternList = EMPTY_PATTERNS
+
+    @classmethod
+    def from_entries(cls, entries: Iterable[Any]) -> NumberBlacklist:
+        """From BlacklistEntry-like rows; IP/CIDR values are step 1's (SPEC §10), skipped."""
+        callers: list[str] = []
+        callees: list[str] = []
+        for entry in entries:
+            value = str(entry.value).strip()
+            if entry.kind != "static" or not value or "." in value or ":" in value:
+                continue
+            if entry.dir in ("caller", "both"):
+                callers.append(value)
+            if entry.dir in ("callee", "both"):
+                callees.append(value)
+        return cls(compiled_patterns(",".join(callers)), compiled_patterns(",".join(callees)))
+
+
+NO_BLACKLIST = NumberBlacklist()
+
+
+@frozen
+class CallSettings:
+    """The parameters a call snapshots on arrival, in the shapes the cores want."""
+
+    snap: Any  # params.Snapshot: every other value, by attribute
+    billing: BillingSettings
+    policy: PolicySettings
+
+
+_last_settings: list[CallSettings] = []
+
+
+def call_settings(snap: Any) -> CallSettings:
+    """CallSettings of a params Snapshot, cached by identity: `param set` makes a new one."""
+    if _last_settings and _last_settings[0].snap is snap:
+        return _last_settings[0]
+    billing = BillingSettings(
+        fee_precision=snap.billing_fee_precision,
+        fee_unit=snap.billing_fee_unit,
+        hold_time_precision_ms=snap.billing_hold_time_precision_ms,
+        free_time_s=snap.billing_free_time_s,
+        advance_time_min=snap.billing_advance_time_min,
+        route_prefixes=tuple(snap.billing_gateway_route_prefix),
+    )
+    policy = PolicySettings(
+        record_zero_hold_time=snap.billing_record_zero_hold_time,
+        record_server_hang_up=snap.billing_record_server_hang_up,
+        record_illegal_call=snap.billing_record_illegal_call,
+        no_billing_to_phone=snap.billing_no_billing_to_phone,
+        free_e164s=compiled_patterns(",".join(snap.billing_free_e164s)),
+        no_cdr_e164s=compiled_patterns(",".join(snap.billing_no_cdr_e164s)),
+    )
+    settings = CallSettings(snap, billing, policy)
+    _last_settings[:] = [settings]
+    return settings
+
+
+# ---------------------------------------------------------------- outputs
+
+
+@frozen
+class CallContext:
+    """What admission learnt about a call; the CDR's caller-side fields come from here."""
+
+    call_id: str
+    start_ms: int
+    source_ip: str
+    source_port: int
+    protocol: str
+    caller_access: str  # SPEC §7 field 12
+    callee_access: str  # field 13
+    caller_e164: str = ""  # field 1 (after the mapping rewrite; a phone's own E.164)
+    callee_e164: str = ""  # field 2
+    caller_gateway: Gateway | None = None  # field 8
+    caller_phone: Phone | None = None
+    callee_phone: Phone | None = None  # the callee is a provisioned phone (on-net)
+    payer: str = ""  # the account that pays
+    billing_mode: BillingMode = BillingMode.NONE  # the payer's mode if billed
+    callee_billing: CalleeBilling = CalleeBilling.CALLER
+    number_class: NumberClass = NumberClass.NORMAL
+    rating_number: str = ""
+    rate: Rate | None = None  # the payer's rate; None when not rated
+    reserved: bool = False  # the AccountPool holds money for this call
+    media: Media | None = None
+
+    @property
+    def on_net(self) -> bool:
+        return self.callee_phone is not None
+
+    @property
+    def replace_codes(self) -> str:
+        """The mapping gateway's `replace_codes` (SPEC §4 failover step 3)."""
+        return "" if self.caller_gateway is None else self.caller_gateway.replace_codes
+
+
+@frozen
+class Challenge:
+    """INTERFACE §6: the From user is a provisioned phone; answer 407 and wait."""
+
+    phone: str
+
+
+@frozen
+class Reject:
+    """SPEC §3: the call ends before any vendor attempt."""
+
+    reason: EndReason = field(converter=EndReason)
+    context: CallContext
+    direction: EndDirection = EndDirection.SERVER
+    code: int | None = None  # a status other than table 1's, where SPEC §3 names one
+
+    @property
+    def sip_code(self) -> int:
+        code = self.code if self.code is not None else TO_SIP[self.reason]
+        assert code is not None  # every admission reason has a failure status
+        return code
+
+    @property
+    def q850(self) -> int:
+        return TO_Q850[self.reason]
+
+
+@frozen
+class Admit:
+    """The call may be routed."""
+
+    context: CallContext
+
+
+Outcome = Admit | Reject | Challenge
+
+
+# ---------------------------------------------------------------- the checks
+
+
+def admit(
+    arrival: Arrival,
+    settings: CallSettings,
+    directory: Directory,
+    load: Load,
+    pool: AccountPool,
+    now_ms: int,
+    blacklist: NumberBlacklist = NO_BLACKLIST,
+) -> Outcome:
+    """SPEC §3 steps 3-8 in order; the first failing check decides (INTERFACE §6)."""
+    ctx = CallContext(
+        arrival.call_id,
+        now_ms,
+        arrival.source_ip,
+        arrival.source_port,
+        arrival.protocol,
+        caller_access=arrival.caller,
+        callee_access=arrival.callee,
+        caller_e164=clean_number(arrival.caller),
+        callee_e164=clean_number(arrival.callee),
+        media=arrival.media,
+    )
+    snap = settings.snap
+
+    # Step 3: who is calling.
+    gateway = directory.mapping.match(arrival.source_ip, arrival.source_port, arrival.protocol)
+    phone: Phone | None = None
+    if gateway is not None:
+        ctx = evolve(ctx, caller_gateway=gateway, payer=gateway.account)
+        ctx = evolve(ctx, billing_mode=BillingMode.GATEWAY)
+    else:
+        phone = directory.phones.get(arrival.from_user)
+        if phone is None:
+            return Reject(EndReason.UNAUTHORIZED_IP, ctx)
+        if arrival.auth_failed:
+            return Reject(EndReason.AUTHENTICATION_FAILED, ctx)
+        if arrival.authenticated != phone.e164:
+            return Challenge(phone.e164)
+        # SPEC §7 field 1: a phone calls as its own E.164.
+        ctx = evolve(
+            ctx,
+            caller_phone=phone,
+            caller_e164=phone.e164,
+            payer=phone.account,
+            billing_mode=BillingMode.PHONE,
+        )
+
+    # Step 4: enabled/locked, expiry, concurrency, CPS, number blacklist.
+    account = directory.accounts.get(ctx.payer)
+    if (gateway is not None and not gateway.enabled) or (phone is not None and not phone.enabled):
+        return Reject(EndReason.ACCOUNT_DISABLED, ctx)
+    if account is not None and not account.enabled:
+        return Reject(EndReason.ACCOUNT_DISABLED, ctx)
+    if account is not None and account.expiry_ms is not None and now_ms >= account.expiry_ms:
+        return Reject(EndReason.ACCOUNT_EXPIRED, ctx)
+    limit = snap.max_concurrent_calls
+    if limit and load.total >= limit:
+        return Reject(EndReason.CONCURRENT_LIMIT_EXCEEDED, ctx)
+    if gateway is not None and gateway.lines and load.calls(gateway.name) >= gateway.lines:
+        return Reject(EndReason.CONCURRENT_LIMIT_EXCEEDED, ctx)
+    if gateway is not None and gateway.cps and load.cps(gateway.name, now_ms) >= gateway.cps:
+        return Reject(EndReason.CPS_LIMIT_EXCEEDED, ctx)
+    if blacklist.callers.matches(ctx.caller_e164) or blacklist.callees.matches(ctx.callee_e164):
+        return Reject(EndReason.BLACKLIST_MATCH, ctx)
+
+    # Step 5: SPEC §1 callee validity, then the mapping rewrite, then allow/deny.
+    callee = normalise_callee(arrival.callee)
+    if isinstance(callee, Malformed):
+        # SPEC §3 step table: a malformed callee gets 484 (table 1's 404 is for vendors).
+        return Reject(EndReason.UNALLOCATED_NUMBER, ctx, code=484)
+    caller = ctx.caller_e164
+    if gateway is not None:
+        caller = compiled_rewrites(gateway.caller_prefix_rewrite).apply(caller)
+        callee = compiled_rewrites(gateway.callee_prefix_rewrite).apply(callee)
+    ctx = evolve(ctx, caller_e164=caller, callee_e164=callee)
+    if gateway is not None and not _allowed(gateway, caller, callee):
+        return Reject(EndReason.SERVICE_NOT_SUBSCRIBED, ctx)
+
+    # Who pays: a callee phone with callee_pays=yes (SPEC §5), else the caller.
+    callee_phone = directory.phones.get(callee)
+    verify = True
+    if callee_phone is not None:
+        ctx = evolve(ctx, callee_phone=callee_phone)
+        if callee_phone.callee_pays:
+            ctx = evolve(
+                ctx,
+                payer=callee_phone.account,
+                billing_mode=BillingMode.PHONE,
+                callee_billing=CalleeBilling.CALLEE,
+            )
+            account = directory.accounts.get(ctx.payer)
+            verify = bool(snap.billing_phone_as_callee_money_verify)
+
+    # Step 6: free and no-CDR numbers skip rating and reservation.
+    number_class = classify_number(settings.policy, callee, arrival.callee)
+    ctx = evolve(ctx, number_class=number_class)
+    if skips_rating(settings.policy, number_class, ctx.on_net):
+        return Admit(ctx)
+
+    # Step 7: the rate in the payer's table.
+    number = rating_number(callee, settings.billing)
+    ctx = evolve(ctx, rating_number=number)
+    if account is None or not account.rate_table:
+        return Reject(EndReason.RATE_NOT_FOUND, ctx)
+    rate = directory.rates.lookup(account.rate_table, number)
+    if rate is None:
+        return Reject(EndReason.RATE_NOT_FOUND, ctx)
+    ctx = evolve(ctx, rate=rate)
+
+    # Step 8: reserve R0 or refuse before any vendor attempt (SPEC §6).
+    if account.name not in pool:
+        pool.set_account(account.name, account.balance, account.credit)
+    granted = pool.admit(arrival.call_id, account.name, rate, settings.billing, verify=verify)
+    if isinstance(granted, Refused):
+        return Reject(EndReason.BALANCE_INSUFFICIENT, ctx)
+    return Admit(evolve(ctx, reserved=True))
+
+
+def _allowed(gateway: Gateway, caller: str, callee: str) -> bool:
+    """SPEC §2 mapping gateway allow/deny lists; an empty allow list allows all."""
+    for number, allow, deny in (
+        (caller, gateway.caller_allow, gateway.caller_deny),
+        (callee, gateway.callee_allow, gateway.callee_deny),
+    ):
+        allowed = compiled_patterns(allow)
+        if allowed and not allowed.matches(number):
+            return False
+        if compiled_patterns(deny).matches(number):
+            return False
+    return True
