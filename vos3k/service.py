@@ -18,6 +18,8 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
 from vos3k.admin.hostkey import check_host_key
+from vos3k.cdr.files import install_cdr_outputs
+from vos3k.cdr.journal import JOURNAL_FILE, CdrJournal
 from vos3k.cdr.writer import CdrWriter
 from vos3k.config import Settings, check_data_dir
 from vos3k.params import LiveParams
@@ -43,7 +45,9 @@ class VosService(MultiService):
             settings.db_path, now_ms=lambda: int(time.time() * 1000), create=False
         )
         self.params = LiveParams(self.store.params)
-        self.cdr_writer = CdrWriter(self.store.cdrs, self.params, reactor)
+        # SPEC.md §7: rows are journaled before submit() returns; replayed on start.
+        journal = CdrJournal(settings.data_dir / JOURNAL_FILE)
+        self.cdr_writer = CdrWriter(self.store.cdrs, self.params, reactor, journal)
         self.cdr_writer.setServiceParent(self)
         self.calls = CurrentCalls()
         # Gauges other subsystems provide as they land (RTP ports, CDR feed backlog).
@@ -116,5 +120,6 @@ def build_service(settings: Settings, reactor) -> VosService:
 
     service = VosService(settings, reactor)
     # Each subsystem adds its listeners as a child; the order is the start-up order.
+    install_cdr_outputs(service)
     install_metrics(service)
     return service
