@@ -18,6 +18,7 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
 from vos3k.admin.hostkey import check_host_key
+from vos3k.admin.ssh import install_admin
 from vos3k.cdr.files import install_cdr_outputs
 from vos3k.cdr.journal import JOURNAL_FILE, CdrJournal
 from vos3k.cdr.writer import CdrWriter
@@ -117,9 +118,12 @@ class VosService(MultiService):
 def build_service(settings: Settings, reactor) -> VosService:
     """Everything the process runs, wired to one reactor (tests pass a fake one)."""
     from vos3k.metrics import install_metrics
+    from vos3k.sip.install import install_sip
 
     service = VosService(settings, reactor)
     # Each subsystem adds its listeners as a child; the order is the start-up order.
+    install_sip(service)
     install_cdr_outputs(service)
+    install_admin(service)
     install_metrics(service)
     return service
