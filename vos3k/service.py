@@ -25,6 +25,7 @@ from vos3k.cdr.writer import CdrWriter
 from vos3k.config import Settings, check_data_dir
 from vos3k.params import LiveParams
 from vos3k.store.db import open_store
+from vos3k.switch.install import install_switch
 from vos3k.switch.calls import CurrentCalls
 
 
@@ -124,6 +125,7 @@ def build_service(settings: Settings, reactor) -> VosService:
     # Each subsystem adds its listeners as a child; the order is the start-up order.
     install_sip(service)
     install_cdr_outputs(service)
+    install_switch(service)
     install_admin(service)
     install_metrics(service)
     return service

@@ -176,6 +176,10 @@ class AccountPool:
     def __contains__(self, name: str) -> bool:
         return name in self._accounts
 
+    def names(self) -> list[str]:
+        """The accounts loaded so far."""
+        return list(self._accounts)
+
     # -- calls --------------------------------------------------------------------
 
     def admit(

@@ -822,6 +822,7 @@ class CdrRepo(_Repo):
                 " ".join(f"{c}={new[c]}" for c in changed),
                 reason,
             )
+        self._store.changed("accounts")  # the pool resyncs balances from the db
         return new
 
     def output_position(self, name: str) -> int:

@@ -217,6 +217,10 @@ class Engine:
         self._drain(live)
         return Accepted(call.id, lambda event: self._feed(call.id, FromCaller(event)))
 
+    def add_leg_factory(self, protocol: str, factory: LegFactory) -> None:
+        """A protocol layer offers its callee legs ("sip", "h323") once it is installed."""
+        self._factories[protocol] = factory
+
     def kill(self, call_id: str) -> bool:
         """`call kill ID`: end the call as 13, direction 2, CDR written (SPEC §3)."""
         if call_id not in self._live:

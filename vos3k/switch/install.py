@@ -1,0 +1,133 @@
+"""Wires the switching engine into the running service: indexes, money, CDRs, shutdown.
+
+The protocol layers (SIP, H.323) install after this and register their leg factories
+with `service.engine.add_leg_factory(...)` and, for SIP, a phone locator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from vos3k.billing.accounts import AccountPool
+from vos3k.cdr.writer import CdrWriter
+from vos3k.store.indexes import HotIndexes
+from vos3k.store.models import from_e4
+from vos3k.switch.admission import NumberBlacklist
+from vos3k.switch.call import PhoneTarget
+from vos3k.switch.engine import Engine
+
+ZERO = Decimal(0)
+
+
+class ChargeTracker:
+    """The CDR writer as the engine sees it, remembering charges not yet committed.
+
+    The account pool's balances run ahead of the database by exactly these amounts,
+    so after an admin change (top-up, `cdr modify`, credit) an account is resynced as
+    `database balance − uncommitted charges` and no charge is lost or counted twice.
+    """
+
+    def __init__(self, writer: CdrWriter):
+        self._writer = writer
+        self.uncommitted: dict[str, Decimal] = {}
+
+    @property
+    def full(self) -> bool:
+        return self._writer.full
+
+    def submit(self, row: Mapping[str, Any]) -> defer.Deferred:
+        charges = [
+            (row.get(name), from_e4(row.get(money)))
+            for money, name in (("fee_e4", "account"), ("cost_e4", "clearing_account"))
+            if row.get(money) and row.get(name)
+        ]
+        for account, amount in charges:
+            self.uncommitted[account] = self.uncommitted.get(account, ZERO) + amount
+
+        def settled(result: object) -> object:
+            for account, amount in charges:
+                left = self.uncommitted[account] - amount
+                if left:
+                    self.uncommitted[account] = left
+                else:
+                    del self.uncommitted[account]
+            return result
+
+        return self._writer.submit(row).addBoth(settled)
+
+
+class EngineService(Service):
+    """Stops before the CDR writer (a later child stops first): SIGTERM ends every call
+    as 13 and their CDRs reach the writer before it flushes (SPEC.md §14)."""
+
+    log = Logger()
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def stopService(self) -> defer.Deferred:
+        super().stopService()
+        live = len(self.engine)
+        if live:
+            self.log.info("shutdown: ending {n} calls", n=live)
+        return self.engine.shutdown()
+
+
+def install_switch(service) -> Engine:
+    """Create the engine on `service.engine` (with `service.indexes`, `.pool`)."""
+    store = service.store
+    indexes = HotIndexes(store)
+    pool = AccountPool()
+    tracker = ChargeTracker(service.cdr_writer)
+    blacklist = {"compiled": None}
+
+    def number_blacklist() -> NumberBlacklist:
+        if blacklist["compiled"] is None:
+            entries = store.blacklist.list(now_ms=service.now_ms())
+            blacklist["compiled"] = NumberBlacklist.from_entries(entries)
+        return blacklist["compiled"]
+
+    def locate(e164: str) -> PhoneTarget | None:
+        locator = getattr(service, "phone_locator", None)
+        return None if locator is None else locator(e164)
+
+    def changed(table: str) -> None:
+        if table == "blacklist":
+            blacklist["compiled"] = None
+        elif table == "accounts":
+            resync_accounts(indexes, pool, tracker)
+
+    store.subscribe(changed)
+    engine = Engine(
+        clock=service.reactor,
+        params=service.params,
+        directory=indexes,
+        pool=pool,
+        writer=tracker,
+        calls=service.calls,
+        leg_factories={},
+        locate=locate,
+        blacklist=number_blacklist,
+    )
+    service.indexes = indexes
+    service.pool = pool
+    service.engine = engine
+    service.reservations = lambda name: pool.view(name).reserved if name in pool else ZERO
+    EngineService(engine).setServiceParent(service)
+    return engine
+
+
+def resync_accounts(indexes: HotIndexes, pool: AccountPool, tracker: ChargeTracker) -> None:
+    """Bring the pool's committed balances and credits in line with the database."""
+    for name, account in indexes.accounts.items():
+        if name in pool:
+            pending = tracker.uncommitted.get(name, ZERO)
+            pool.set_account(name, account.balance - pending, account.credit)
+    for name in [n for n in pool.names() if n not in indexes.accounts]:
+        pool.remove_account(name)
