@@ -25,8 +25,8 @@ from vos3k.cdr.writer import CdrWriter
 from vos3k.config import Settings, check_data_dir
 from vos3k.params import LiveParams
 from vos3k.store.db import open_store
-from vos3k.switch.install import install_switch
 from vos3k.switch.calls import CurrentCalls
+from vos3k.switch.install import install_switch
 
 
 class VosService(MultiService):
