@@ -17,7 +17,8 @@ PURE = ["vos3k/sip/message.py", "vos3k/sip/sdp.py", "vos3k/sip/transaction.py",
         "vos3k/billing/rating.py", "vos3k/billing/accounts.py", "vos3k/cdr/record.py",
         "vos3k/cdr/policy.py", "vos3k/switch/reasons.py", "vos3k/switch/numbers.py",
         "vos3k/switch/legs.py", "vos3k/switch/admission.py", "vos3k/switch/router.py",
-        "vos3k/switch/call.py"]
+        "vos3k/switch/call.py", "vos3k/media/ports.py", "vos3k/media/policy.py",
+        "vos3k/media/stats.py"]
 FORBIDDEN_IN_PURE = ("twisted.internet", "socket", "sqlite3", "sqlite_utils", "vos3k.store",
                      "time", "asyncio", "select")
 

@@ -23,6 +23,7 @@ from vos3k.cdr.files import install_cdr_outputs
 from vos3k.cdr.journal import JOURNAL_FILE, CdrJournal
 from vos3k.cdr.writer import CdrWriter
 from vos3k.config import Settings, check_data_dir
+from vos3k.media.relay import install_media
 from vos3k.params import LiveParams
 from vos3k.store.db import open_store
 from vos3k.switch.calls import CurrentCalls
@@ -125,6 +126,7 @@ def build_service(settings: Settings, reactor) -> VosService:
     # Each subsystem adds its listeners as a child; the order is the start-up order.
     install_sip(service)
     install_cdr_outputs(service)
+    install_media(service)
     install_switch(service)
     install_admin(service)
     install_metrics(service)

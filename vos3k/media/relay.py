@@ -1,0 +1,427 @@
+"""The RTP/RTCP relay on Twisted: sessions of two port pairs, latching, media timeout."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from attrs import define, field
+from twisted.application.service import Service
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IReactorTime, IReactorUDP
+from twisted.internet.protocol import DatagramProtocol
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from vos3k.media.policy import OTHER, Direction, Leg, should_send
+from vos3k.media.ports import PortAllocator, PortPair, PortsExhausted
+from vos3k.media.stats import StreamStats
+
+__all__ = ["OTHER", "Leg", "MediaManager", "MediaSession", "PortsExhausted", "install_media"]
+
+Address = tuple[str, int]
+TimeoutCallback = Callable[["MediaSession", Leg], object]
+
+# A pair that cannot be bound (another program holds a port) goes back to the pool and
+# the next one is tried; after this many failures the call is refused as exhausted.
+BIND_ATTEMPTS = 8
+# The media watchdog's period: a timeout fires between T and T + 1 s after the last RTP.
+WATCHDOG_PERIOD_S = 1.0
+
+
+@define(slots=True, eq=False)
+class _Side:
+    """One socket of one leg (its RTP or its RTCP port) and the far end it talks to.
+
+    `dest` is where this leg's endpoint receives: first its SDP address, then the
+    source its packets come from (latching, SPEC §12).
+    """
+
+    strict: bool
+    send: Callable[[bytes, Address], int] | None = None
+    port: Any = None
+    dest: Address | None = None
+    sdp: Address | None = None
+    latched: bool = False
+    packets: int = 0
+    bytes: int = 0
+    dropped: int = 0
+    send_errors: int = 0
+
+    def latch(self, addr: Address) -> bool:
+        """A packet from a new source: follow it, or drop it in strict mode."""
+        if self.latched and self.strict and addr != self.dest:
+            self.dropped += 1
+            return False
+        self.dest = addr
+        self.latched = True
+        return True
+
+    def point_to(self, addr: Address | None) -> None:
+        """A new SDP address; an unchanged one (a session refresh) keeps the latch."""
+        if addr == self.sdp:
+            return
+        self.sdp = addr
+        self.dest = addr
+        self.latched = False
+
+
+class _RtcpRelay(DatagramProtocol):
+    """Datagrams arriving at `here` leave from `there` towards `there.dest`."""
+
+    def __init__(self, here: _Side, there: _Side):
+        self.here = here
+        self.there = there
+
+    def datagramReceived(self, data: bytes, addr: Address) -> None:
+        here = self.here
+        if not here.latched or addr != here.dest:
+            if not here.latch(addr):
+                return
+        here.packets += 1
+        here.bytes += len(data)
+        there = self.there
+        if there.dest is not None:
+            try:
+                there.send(data, there.dest)
+            except OSError:  # a full socket buffer or an unreachable peer: count, go on
+                there.send_errors += 1
+
+
+class _RtpRelay(DatagramProtocol):
+    """As _RtcpRelay, feeding the leg's RTP statistics instead of plain counters."""
+
+    def __init__(self, here: _Side, there: _Side, stats: StreamStats, seconds):
+        self.here = here
+        self.there = there
+        self.stats = stats
+        self.seconds = seconds
+
+    def datagramReceived(self, data: bytes, addr: Address) -> None:
+        here = self.here
+        if not here.latched or addr != here.dest:
+            if not here.latch(addr):
+                return
+        self.stats.packet(data, int(self.seconds() * 1_000_000))
+        there = self.there
+        if there.dest is not None:
+            try:
+                there.send(data, there.dest)
+            except OSError:
+                there.send_errors += 1
+
+
+@define(slots=True, eq=False)
+class _LegMedia:
+    """Both sockets of one leg, its statistics and its media-timeout state."""
+
+    pair: PortPair
+    rtp: _Side
+    rtcp: _Side
+    stats: StreamStats
+    sends: bool = False  # per its SDP direction (SPEC §12); unknown until set_remote
+    seen: int = 0  # stats.packets at the last watchdog look
+    active_at: float = 0.0
+
+
+def _sendable(ip: str, port: int) -> Address | None:
+    """An SDP address we may send to: an IP literal, not hold (0.0.0.0), port not 0."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return None  # the signalling layer resolves names; never resolve per packet
+    if address.is_unspecified or not 0 < port < 65536:
+        return None
+    return (ip, port)
+
+
+class MediaSession:
+    """One proxied call: leg A (caller side) and leg B (callee side), a pair each."""
+
+    log = Logger()
+
+    def __init__(self, manager: MediaManager, call_id: str, timeout_s: int):
+        self.manager = manager
+        self.call_id = call_id
+        self.timeout_s = timeout_s
+        self.legs: dict[Leg, _LegMedia] = {}
+        self.watched: frozenset[Leg] = frozenset(Leg)
+        self.closed = False
+        self.timed_out: Leg | None = None
+        self._on_timeout: TimeoutCallback | None = None
+
+    def local_address(self, leg: Leg) -> Address:
+        """(media IP, RTP port) to write into the SDP sent to `leg`'s endpoint."""
+        return (self.manager.media_ip, self.legs[leg].pair.rtp)
+
+    def set_remote(
+        self,
+        leg: Leg,
+        ip: str,
+        port: int,
+        direction: Direction | str = Direction.SENDRECV,
+        rtcp_port: int | None = None,
+    ) -> None:
+        """`leg`'s SDP (offer or answer, re-INVITE/UPDATE included): where it receives
+        RTP (RTCP on port + 1 unless its SDP says a=rtcp, RFC 3605) and whether it sends."""
+        media = self.legs[leg]
+        media.rtp.point_to(_sendable(ip, port))
+        media.rtcp.point_to(_sendable(ip, rtcp_port if rtcp_port is not None else port + 1))
+        sends = should_send(Direction(direction), ip)
+        if sends and not media.sends:
+            # Coming off hold restarts the count (SPEC §12: hold pauses the timeout).
+            media.active_at = self.manager.clock.seconds()
+            media.seen = media.stats.packets
+        media.sends = sends
+
+    def watch(self, legs: frozenset[Leg]) -> None:
+        """The legs whose RTP the timeout checks (policy.watched_legs of media_check)."""
+        self.watched = frozenset(legs)
+
+    def on_timeout(self, callback: TimeoutCallback) -> None:
+        """Arm the media timeout now (SPEC §3 step 11: at answer); `callback(session, leg)`
+        is called once when a watched sending leg is silent for SS_NOMEDIAHANGUPTIME s,
+        and the switching core ends the call with reason 15, direction 2."""
+        if self.closed or self.timeout_s <= 0:
+            return
+        self._on_timeout = callback
+        now = self.manager.clock.seconds()
+        for media in self.legs.values():
+            media.active_at = now
+            media.seen = media.stats.packets
+        self.manager._watch(self)
+
+    def check(self, now: float) -> None:
+        """The watchdog's look: has every watched, sending leg sent RTP recently?"""
+        for leg, media in self.legs.items():  # A before B: a deterministic first report
+            if leg not in self.watched:
+                continue
+            packets = media.stats.packets
+            if not media.sends or packets != media.seen:
+                media.seen = packets
+                media.active_at = now
+            elif now - media.active_at >= self.timeout_s:
+                self._fire(leg)
+                return
+
+    def _fire(self, leg: Leg) -> None:
+        callback, self._on_timeout = self._on_timeout, None
+        self.timed_out = leg
+        self.manager._unwatch(self)
+        self.log.info(
+            "call {call_id}: no RTP from leg {leg} for {timeout_s} s",
+            call_id=self.call_id,
+            leg=leg.name,
+            timeout_s=self.timeout_s,
+        )
+        if callback is None:
+            return
+        try:
+            callback(self, leg)
+        except Exception:
+            self.log.failure("call {call_id}: media timeout callback failed", call_id=self.call_id)
+
+    def stats(self) -> dict[str, Any]:
+        """Per-direction figures for `call show` and the CDR extras: `a_*` is the RTP
+        received from leg A (A→B), `b_*` from leg B (B→A)."""
+        figures: dict[str, Any] = {}
+        for leg, media in self.legs.items():
+            prefix = leg.value + "_"
+            for key, value in media.stats.as_dict().items():
+                figures[prefix + key] = value
+            figures[prefix + "rtcp_packets"] = media.rtcp.packets
+            figures[prefix + "dropped"] = media.rtp.dropped + media.rtcp.dropped
+            figures[prefix + "local"] = f"{self.manager.media_ip}:{media.pair.rtp}"
+            dest = media.rtp.dest
+            figures[prefix + "remote"] = f"{dest[0]}:{dest[1]}" if dest else ""
+        return figures
+
+    def close(self) -> None:
+        """Stop relaying and give the ports back; safe to call on every end path."""
+        if self.closed:
+            return
+        self.closed = True
+        self._on_timeout = None
+        self.manager._closed(self)
+
+
+def _set_tos(port: Any, tos: int) -> None:
+    """IP TOS / IPv6 traffic class of RTP sockets (SS_QOS_RTP); best effort."""
+    sock = getattr(port, "socket", None)
+    if sock is None:
+        return
+    try:
+        if sock.family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, tos)
+        else:
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, tos)
+    except OSError:
+        pass  # an unprivileged or odd platform: the packets still flow, unmarked
+
+
+def _sender(port: Any) -> Callable[[bytes, Address], int]:
+    """The socket's own sendto (the hot path skips udp.Port.write's address checks)."""
+    sock = getattr(port, "socket", None)
+    return sock.sendto if sock is not None else port.write
+
+
+@define(eq=False)
+class MediaManager:
+    """Owns the port allocator, the live sessions and the one media-watchdog timer.
+
+    `reactor` binds the sockets (IReactorUDP), `clock` times everything (IReactorTime);
+    `params` is the LiveParams whose snapshot a session takes when it opens.
+    """
+
+    reactor: IReactorUDP
+    clock: IReactorTime
+    media_ip: str
+    port_range: tuple[int, int]
+    params: Any
+    allocator: PortAllocator = field(init=False)
+    sessions: dict[str, MediaSession] = field(init=False, factory=dict)
+    _watching: set[MediaSession] = field(init=False, factory=set)
+    _watchdog: LoopingCall | None = field(init=False, default=None)
+    log = Logger()
+
+    def __attrs_post_init__(self) -> None:
+        self.allocator = PortAllocator(self.port_range)
+
+    @property
+    def ports_in_use(self) -> int:
+        """Ports (not pairs) bound for calls, for `stats`."""
+        return self.allocator.ports_in_use
+
+    def open_session(self, call_id: str) -> MediaSession | PortsExhausted:
+        """Two bound port pairs for a proxied call, or PortsExhausted (reason 5, 503).
+
+        A call that already has a session gets it back (failover reuses the caller's
+        pair).
+        """
+        existing = self.sessions.get(call_id)
+        if existing is not None:
+            return existing
+        snapshot = self.params.snapshot
+        strict = bool(snapshot["SS_RTP_LATCH_STRICT"])
+        tos = int(snapshot["SS_QOS_RTP"])
+        session = MediaSession(self, call_id, int(snapshot["SS_NOMEDIAHANGUPTIME"]))
+        sides = {leg: (_Side(strict), _Side(strict)) for leg in Leg}
+        seconds = self.clock.seconds
+        for leg in Leg:
+            rtp, rtcp = sides[leg]
+            far_rtp, far_rtcp = sides[OTHER[leg]]
+            stats = StreamStats()
+            bound = self._bind(
+                _RtpRelay(rtp, far_rtp, stats, seconds), _RtcpRelay(rtcp, far_rtcp), tos
+            )
+            if isinstance(bound, PortsExhausted):
+                self._unbind(session)
+                return bound
+            pair, rtp.port, rtcp.port = bound
+            rtp.send, rtcp.send = _sender(rtp.port), _sender(rtcp.port)
+            session.legs[leg] = _LegMedia(pair, rtp, rtcp, stats)
+        self.sessions[call_id] = session
+        return session
+
+    def _bind(self, rtp: DatagramProtocol, rtcp: DatagramProtocol, tos: int):
+        for _ in range(BIND_ATTEMPTS):
+            pair = self.allocator.allocate()
+            if isinstance(pair, PortsExhausted):
+                return pair
+            bound = []
+            try:
+                for number, protocol in ((pair.rtp, rtp), (pair.rtcp, rtcp)):
+                    bound.append(self.reactor.listenUDP(number, protocol, interface=self.media_ip))
+            except CannotListenError:
+                for port in bound:
+                    port.stopListening()
+                self.allocator.release(pair)  # to the back of the queue; try the next
+                continue
+            for port in bound:
+                _set_tos(port, tos)
+            return (pair, *bound)
+        return PortsExhausted(self.allocator.low, self.allocator.high, self.allocator.pairs_in_use)
+
+    def _unbind(self, session: MediaSession) -> None:
+        for media in session.legs.values():
+            for side in (media.rtp, media.rtcp):
+                side.port.stopListening()
+                side.send = None
+                side.dest = None
+            self.allocator.release(media.pair)
+
+    def _closed(self, session: MediaSession) -> None:
+        self._unwatch(session)
+        self._unbind(session)
+        if self.sessions.get(session.call_id) is session:
+            del self.sessions[session.call_id]
+
+    def session(self, call_id: str) -> MediaSession | None:
+        return self.sessions.get(call_id)
+
+    def set_tos(self, tos: int) -> None:
+        """SS_QOS_RTP changed (live=now): re-mark every open socket."""
+        for session in self.sessions.values():
+            for media in session.legs.values():
+                _set_tos(media.rtp.port, tos)
+                _set_tos(media.rtcp.port, tos)
+
+    def close_all(self) -> None:
+        """Shutdown: every session ends and its ports are released."""
+        for session in list(self.sessions.values()):
+            session.close()
+
+    def _watch(self, session: MediaSession) -> None:
+        self._watching.add(session)
+        if self._watchdog is None:
+            self._watchdog = LoopingCall(self._tick)
+            self._watchdog.clock = self.clock
+            self._watchdog.start(WATCHDOG_PERIOD_S, now=False).addErrback(
+                lambda failure: self.log.failure("media watchdog stopped", failure)
+            )
+
+    def _unwatch(self, session: MediaSession) -> None:
+        self._watching.discard(session)
+        if not self._watching and self._watchdog is not None:
+            self._watchdog.stop()
+            self._watchdog = None
+
+    def _tick(self) -> None:
+        now = self.clock.seconds()
+        for session in list(self._watching):
+            session.check(now)
+
+
+def install_media(service: Any) -> MediaManager:
+    """Give a VosService its RTP proxy: `service.media`, the `rtp_ports_in_use` gauge,
+    live SS_QOS_RTP, and every session closed when the service stops."""
+    settings = service.settings
+    manager = MediaManager(
+        service.reactor, service.reactor, settings.media_ip, settings.rtp_ports, service.params
+    )
+    service.media = manager
+    service.gauges["rtp_ports_in_use"] = lambda: manager.ports_in_use
+
+    def on_param(param, old, new) -> None:
+        if param.name == "SS_QOS_RTP":
+            manager.set_tos(int(new))
+
+    service.params.subscribe(on_param)
+
+    _MediaService(manager).setServiceParent(service)
+    return manager
+
+
+class _MediaService(Service):
+    """Closes every media session when vos3k stops (its ports go back to the pool)."""
+
+    name = "media"
+
+    def __init__(self, manager: MediaManager):
+        self.manager = manager
+
+    def stopService(self):
+        self.manager.close_all()
+        return super().stopService()
