@@ -107,7 +107,15 @@ class VosService(MultiService):
         return defer.ensureDeferred(self._stop())
 
     async def _stop(self) -> None:
-        # Children stop in reverse order: listeners first, the CDR writer last.
+        # SPEC.md §14: calls end first (reason 13), while the signalling listeners can
+        # still carry their BYEs and final responses; their CDRs are committed by the
+        # flush, which also releases the ending messages.  Then the children stop in
+        # reverse order: listeners first, the CDR writer last.
+        engine = getattr(self, "engine", None)
+        if engine is not None and len(engine):
+            ended = engine.shutdown()
+            self.cdr_writer.flush()
+            await ended
         await super().stopService()
         self.store.close()
         self.log.info("vos3k stopped: pending CDRs flushed, store closed")
@@ -120,14 +128,17 @@ class VosService(MultiService):
 def build_service(settings: Settings, reactor) -> VosService:
     """Everything the process runs, wired to one reactor (tests pass a fake one)."""
     from vos3k.metrics import install_metrics
+    from vos3k.sip.b2bua import install_b2bua
     from vos3k.sip.install import install_sip
 
     service = VosService(settings, reactor)
-    # Each subsystem adds its listeners as a child; the order is the start-up order.
-    install_sip(service)
+    # Each subsystem adds its children; the order is the start-up order (and the
+    # reverse of the stop order).
     install_cdr_outputs(service)
     install_media(service)
     install_switch(service)
+    install_sip(service)
+    install_b2bua(service)
     install_admin(service)
     install_metrics(service)
     return service

@@ -74,8 +74,12 @@ def make_endpoint(store, clock=None):
         clock.advance(START_S)
     params = LiveParams(store.params)
     endpoint = SipEndpoint(
-        clock, params, phone_of=store.phones.get, registrations=store.registrations,
-        own_hosts=("127.0.0.1", "vos3k.test"), secret=b"k" * 32,
+        clock,
+        params,
+        phone_of=store.phones.get,
+        registrations=store.registrations,
+        own_hosts=("127.0.0.1", "vos3k.test"),
+        secret=b"k" * 32,
     )
     endpoint.transport = FakeTransport()
     endpoint.startService()
@@ -89,8 +93,18 @@ def rig(store):
     endpoint.stopService()
 
 
-def request(method, *, user="1001", to_user=None, call_id="c1", cseq=1, extra=(),
-            uri="sip:vos3k.test", branch=None, via_host="192.0.2.10:5062") -> Request:
+def request(
+    method,
+    *,
+    user="1001",
+    to_user=None,
+    call_id="c1",
+    cseq=1,
+    extra=(),
+    uri="sip:vos3k.test",
+    branch=None,
+    via_host="192.0.2.10:5062",
+) -> Request:
     to_user = user if to_user is None else to_user
     lines = [
         f"{method} {uri} SIP/2.0",
@@ -120,39 +134,75 @@ def challenge_params(response: Response, name="WWW-Authenticate") -> dict[str, s
     raise AssertionError("no MD5 challenge")
 
 
-def authorization(challenge: dict, user, password, method, uri="sip:vos3k.test", nc=1,
-                  digest_uri=None, name="Authorization") -> str:
+def authorization(
+    challenge: dict,
+    user,
+    password,
+    method,
+    uri="sip:vos3k.test",
+    nc=1,
+    digest_uri=None,
+    name="Authorization",
+) -> str:
     digest_uri = digest_uri or uri
     nc_text = f"{nc:08x}"
     response = digest_response(
-        Algorithm.MD5, username=user, realm=challenge["realm"], password=password,
-        method=method, uri=digest_uri, nonce=challenge["nonce"], qop="auth", nc=nc_text,
+        Algorithm.MD5,
+        username=user,
+        realm=challenge["realm"],
+        password=password,
+        method=method,
+        uri=digest_uri,
+        nonce=challenge["nonce"],
+        qop="auth",
+        nc=nc_text,
         cnonce="c0ffee",
     )
-    return (f'{name}: Digest username="{user}", realm="{challenge["realm"]}", '
-            f'nonce="{challenge["nonce"]}", uri="{digest_uri}", response="{response}", '
-            f'algorithm=MD5, cnonce="c0ffee", qop=auth, nc={nc_text}, '
-            f'opaque="{challenge["opaque"]}"')
+    return (
+        f'{name}: Digest username="{user}", realm="{challenge["realm"]}", '
+        f'nonce="{challenge["nonce"]}", uri="{digest_uri}", response="{response}", '
+        f'algorithm=MD5, cnonce="c0ffee", qop=auth, nc={nc_text}, '
+        f'opaque="{challenge["opaque"]}"'
+    )
 
 
-def register(rig, *, user="1001", password="s3cret", to_user=None, expires="Expires: 120",
-             contact="Contact: <sip:1001@192.0.2.10:5062>", cseq=1, call_id="reg-1"):
+def register(
+    rig,
+    *,
+    user="1001",
+    password="s3cret",
+    to_user=None,
+    expires="Expires: 120",
+    contact="Contact: <sip:1001@192.0.2.10:5062>",
+    cseq=1,
+    call_id="reg-1",
+):
     """The REGISTER 401 -> REGISTER with credentials exchange; returns the final response."""
     endpoint, _clock, transport = rig
     extra = [h for h in (contact, expires) if h]
     endpoint.message_received(
-        request("REGISTER", user=user, to_user=to_user, extra=extra, cseq=cseq,
-                call_id=call_id), PHONE_ADDR)
+        request("REGISTER", user=user, to_user=to_user, extra=extra, cseq=cseq, call_id=call_id),
+        PHONE_ADDR,
+    )
     challenge = last_response(transport)
     assert challenge.status == 401
     creds = authorization(challenge_params(challenge), user, password, "REGISTER")
     endpoint.message_received(
-        request("REGISTER", user=user, to_user=to_user, extra=[*extra, creds], cseq=cseq + 1,
-                call_id=call_id), PHONE_ADDR)
+        request(
+            "REGISTER",
+            user=user,
+            to_user=to_user,
+            extra=[*extra, creds],
+            cseq=cseq + 1,
+            call_id=call_id,
+        ),
+        PHONE_ADDR,
+    )
     return last_response(transport)
 
 
 # -- OPTIONS (SPEC §10) -----------------------------------------------------------------
+
 
 def test_options_gets_200_with_capabilities_and_no_product_name(rig):
     endpoint, _clock, transport = rig
@@ -168,6 +218,7 @@ def test_options_gets_200_with_capabilities_and_no_product_name(rig):
 
 
 # -- REGISTER (SPEC §2 phone, §10; RFC 3261 §10.3) --------------------------------------
+
 
 def test_register_is_challenged_then_bound(rig, store):
     endpoint, clock, _transport = rig
@@ -190,19 +241,33 @@ def test_unknown_and_known_users_get_the_same_401(rig):
         endpoint.message_received(request("REGISTER", user=user), PHONE_ADDR)
         reply = last_response(transport)
         assert reply.status == 401
-        shapes.append([
-            (name, sorted((k, v) for k, v in parse_auth_header(value).params if k != "nonce"))
-            for name, value in reply.headers if name.lower() == "www-authenticate"
-        ])
+        shapes.append(
+            [
+                (name, sorted((k, v) for k, v in parse_auth_header(value).params if k != "nonce"))
+                for name, value in reply.headers
+                if name.lower() == "www-authenticate"
+            ]
+        )
     assert shapes[0] == shapes[1] and len(shapes[0]) == 2
+    # MD5 on top for UACs that answer the first challenge only; SHA-256 offered too
+    algorithms = [dict(params)["algorithm"] for _name, params in shapes[0]]
+    assert algorithms == ["MD5", "SHA-256"]
 
 
 @pytest.mark.parametrize(
     ("user", "password", "to_user"),
-    [("1001", "wrong", None), ("9999", "s3cret", None), ("1002", "other", None),
-     ("1001", "s3cret", "1003")],
-    ids=["spec-s10-wrong-password", "spec-s10-unknown-user", "spec-s2-disabled-phone",
-         "rfc3261-s10.3-6-foreign-aor"],
+    [
+        ("1001", "wrong", None),
+        ("9999", "s3cret", None),
+        ("1002", "other", None),
+        ("1001", "s3cret", "1003"),
+    ],
+    ids=[
+        "spec-s10-wrong-password",
+        "spec-s10-unknown-user",
+        "spec-s2-disabled-phone",
+        "rfc3261-s10.3-6-foreign-aor",
+    ],
 )
 def test_register_failures_get_403(rig, user, password, to_user):
     endpoint, _clock, _transport = rig
@@ -216,8 +281,9 @@ def test_stale_nonce_is_rechallenged_with_stale_true(rig):
     challenge = challenge_params(last_response(transport))
     clock.advance(301)  # SPEC §10: nonces are valid 300 s
     creds = authorization(challenge, "1001", "s3cret", "REGISTER")
-    endpoint.message_received(request("REGISTER", extra=["Contact: <sip:1001@h>", creds]),
-                              PHONE_ADDR)
+    endpoint.message_received(
+        request("REGISTER", extra=["Contact: <sip:1001@h>", creds]), PHONE_ADDR
+    )
     reply = last_response(transport)
     assert reply.status == 401
     assert challenge_params(reply).get("stale") == "true"
@@ -235,9 +301,11 @@ def test_suspension_refuses_even_the_right_password(rig):
 
 @pytest.mark.parametrize(
     ("expires", "contact", "status", "min_expires"),
-    [("Expires: 30", "Contact: <sip:1001@h>", 423, "60"),
-     (None, "Contact: <sip:1001@h>;expires=59", 423, "60"),
-     ("Expires: 60", "Contact: <sip:1001@h>", 200, None)],
+    [
+        ("Expires: 30", "Contact: <sip:1001@h>", 423, "60"),
+        (None, "Contact: <sip:1001@h>;expires=59", 423, "60"),
+        ("Expires: 60", "Contact: <sip:1001@h>", 200, None),
+    ],
     ids=["spec-s2-below-min-header", "spec-s2-below-min-param", "spec-s2-at-min"],
 )
 def test_register_min_expires(rig, expires, contact, status, min_expires):
@@ -290,12 +358,18 @@ def test_expired_bindings_are_purged_on_the_timer(rig, store):
 
 # -- other methods (INTERFACE §3) -------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("method", "status"),
-    [("SUBSCRIBE", 405), ("PUBLISH", 405), ("MESSAGE", 405), ("REFER", 405),
-     ("NOTIFY", 405), ("FROBNICATE", 501)],
-    ids=["405-subscribe", "405-publish", "405-message", "405-refer", "405-notify",
-         "501-unknown"],
+    [
+        ("SUBSCRIBE", 405),
+        ("PUBLISH", 405),
+        ("MESSAGE", 405),
+        ("REFER", 405),
+        ("NOTIFY", 405),
+        ("FROBNICATE", 501),
+    ],
+    ids=["405-subscribe", "405-publish", "405-message", "405-refer", "405-notify", "501-unknown"],
 )
 def test_unhandled_methods(rig, method, status):
     endpoint, _clock, transport = rig
@@ -320,6 +394,7 @@ def test_in_dialog_requests_without_a_call_layer_get_481(rig, method):
 
 
 # -- the call layer interface -----------------------------------------------------------
+
 
 def test_invite_goes_to_the_call_layer_which_answers_on_its_key(rig):
     endpoint, _clock, transport = rig
@@ -369,8 +444,9 @@ def test_client_transaction_responses_and_timeouts_reach_the_call_layer(rig):
 def test_a_send_failure_is_a_transport_error(rig):
     endpoint, _clock, transport = rig
     endpoint.call_layer = calls = Calls()
-    endpoint.send_request(request("INFO", via_host="127.0.0.1:5060"),
-                          Address("UDP", "198.51.100.7", 5060))
+    endpoint.send_request(
+        request("INFO", via_host="127.0.0.1:5060"), Address("UDP", "198.51.100.7", 5060)
+    )
     on_error = transport.sent[-1][2]
     on_error()
     assert calls.seen == [("transport_error", "INFO")]
@@ -398,6 +474,7 @@ def test_a_call_layer_bug_is_contained(rig):
 
 # -- timers from parameters (SPEC §9) ----------------------------------------------------
 
+
 def test_timer_config_follows_parameters(rig):
     endpoint, _clock, _transport = rig
     assert endpoint.layer.config.f == 32_000 and endpoint.layer.config.b == 32_000
@@ -410,12 +487,21 @@ def test_timer_config_follows_parameters(rig):
 
 # -- digest for a phone's INVITE (SPEC §10, INTERFACE §6) --------------------------------
 
+
 @pytest.mark.parametrize(
     ("digest_uri", "outcome"),
-    [(None, "ok"), ("sip:vos3k.test:5070", "ok"), ("sip:127.0.0.1", "ok"),
-     ("sip:evil.example", "failed")],
-    ids=["spec-s10-same-uri", "interface-s6-own-domain-any-port", "interface-s6-own-address",
-         "interface-s6-foreign-host"],
+    [
+        (None, "ok"),
+        ("sip:vos3k.test:5070", "ok"),
+        ("sip:127.0.0.1", "ok"),
+        ("sip:evil.example", "failed"),
+    ],
+    ids=[
+        "spec-s10-same-uri",
+        "interface-s6-own-domain-any-port",
+        "interface-s6-own-address",
+        "interface-s6-foreign-host",
+    ],
 )
 def test_invite_digest_uri_host_rule(rig, digest_uri, outcome):
     endpoint, _clock, _transport = rig
@@ -424,10 +510,18 @@ def test_invite_digest_uri_host_rule(rig, digest_uri, outcome):
     challenge = endpoint.digest_challenge(invite, PHONE_ADDR, proxy=True)
     assert challenge.status == 407
     params = challenge_params(challenge, "Proxy-Authenticate")
-    creds = authorization(params, "1001", "s3cret", "INVITE", uri="sip:5551234@vos3k.test",
-                          digest_uri=digest_uri, name="Proxy-Authorization")
+    creds = authorization(
+        params,
+        "1001",
+        "s3cret",
+        "INVITE",
+        uri="sip:5551234@vos3k.test",
+        digest_uri=digest_uri,
+        name="Proxy-Authorization",
+    )
     verdict = endpoint.check_digest(
-        request("INVITE", uri="sip:5551234@vos3k.test", extra=[creds]), PHONE_ADDR, proxy=True)
+        request("INVITE", uri="sip:5551234@vos3k.test", extra=[creds]), PHONE_ADDR, proxy=True
+    )
     assert verdict.outcome.value == outcome
     assert verdict.username == "1001"
 

@@ -21,8 +21,14 @@ from vos3k.sip.transport import (
 PHONE = ("192.0.2.10", 5062)
 
 
-def sip(method="OPTIONS", *, via="SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK1;rport",
-        extra="", body=b"", cseq_method=None) -> bytes:
+def sip(
+    method="OPTIONS",
+    *,
+    via="SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK1;rport",
+    extra="",
+    body=b"",
+    cseq_method=None,
+) -> bytes:
     head = (
         f"{method} sip:vos3k.test SIP/2.0\r\n"
         f"Via: {via}\r\n"
@@ -73,8 +79,9 @@ class FakeDatagram:
 def rig():
     reactor = MemoryReactorClock()
     sink = Sink()
-    transport = SipTransport(reactor, [ListenAddress("127.0.0.1", 5060)], sink, tcp_idle_s=30,
-                             max_stream_size=2000)
+    transport = SipTransport(
+        reactor, [ListenAddress("127.0.0.1", 5060)], sink, tcp_idle_s=30, max_stream_size=2000
+    )
     udp = SipDatagramProtocol(transport, transport.listen[0])
     udp.makeConnection(FakeDatagram())
     transport.udp.append(udp)
@@ -94,24 +101,49 @@ def connect(transport, peer=("192.0.2.20", 40000)):
 
 # -- Via received/rport (RFC 3261 §18.2.1, RFC 3581 §4) ------------------------------
 
+
 @pytest.mark.parametrize(
     ("via", "source", "expected"),
     [
-        ("SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK1;rport", ("192.0.2.10", 5062),
-         "SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK1;received=192.0.2.10;rport=5062"),
-        ("SIP/2.0/UDP 10.0.0.5:5060;rport;branch=z9hG4bK1", ("203.0.113.9", 31000),
-         "SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK1;received=203.0.113.9;rport=31000"),
-        ("SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK1", ("203.0.113.9", 31000),
-         "SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK1;received=203.0.113.9"),
-        ("SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK1", ("192.0.2.10", 5062),
-         "SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK1"),
-        ("SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bK1;rport", ("2001:db8::9", 5070),
-         "SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bK1;received=2001:db8::9;rport=5070"),
-        ("SIP/2.0/UDP [2001:DB8::1];branch=z9hG4bK1", ("2001:db8::1", 5060),
-         "SIP/2.0/UDP [2001:DB8::1];branch=z9hG4bK1"),
+        (
+            "SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK1;rport",
+            ("192.0.2.10", 5062),
+            "SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK1;received=192.0.2.10;rport=5062",
+        ),
+        (
+            "SIP/2.0/UDP 10.0.0.5:5060;rport;branch=z9hG4bK1",
+            ("203.0.113.9", 31000),
+            "SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK1;received=203.0.113.9;rport=31000",
+        ),
+        (
+            "SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK1",
+            ("203.0.113.9", 31000),
+            "SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK1;received=203.0.113.9",
+        ),
+        (
+            "SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK1",
+            ("192.0.2.10", 5062),
+            "SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK1",
+        ),
+        (
+            "SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bK1;rport",
+            ("2001:db8::9", 5070),
+            "SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bK1;received=2001:db8::9;rport=5070",
+        ),
+        (
+            "SIP/2.0/UDP [2001:DB8::1];branch=z9hG4bK1",
+            ("2001:db8::1", 5060),
+            "SIP/2.0/UDP [2001:DB8::1];branch=z9hG4bK1",
+        ),
     ],
-    ids=["rfc3581-s4-rport-same-host", "rfc3581-s4-nat", "rfc3261-s18.2.1-received",
-         "rfc3261-s18.2.1-same-host", "rfc5118-ipv6-rport", "rfc5118-ipv6-same-host"],
+    ids=[
+        "rfc3581-s4-rport-same-host",
+        "rfc3581-s4-nat",
+        "rfc3261-s18.2.1-received",
+        "rfc3261-s18.2.1-same-host",
+        "rfc5118-ipv6-rport",
+        "rfc5118-ipv6-same-host",
+    ],
 )
 def test_stamp_via(via, source, expected):
     request = parse(sip(via=via))
@@ -120,8 +152,9 @@ def test_stamp_via(via, source, expected):
 
 
 def test_stamp_via_touches_only_the_top_via():
-    request = parse(sip(via="SIP/2.0/UDP 10.0.0.5;branch=z9hG4bK1;rport, "
-                            "SIP/2.0/UDP 10.0.0.6;branch=z9hG4bK2"))
+    request = parse(
+        sip(via="SIP/2.0/UDP 10.0.0.5;branch=z9hG4bK1;rport, SIP/2.0/UDP 10.0.0.6;branch=z9hG4bK2")
+    )
     stamped = stamp_via(request, Address("UDP", "203.0.113.9", 4000))
     assert [v.host for v in stamped.vias()] == ["10.0.0.5", "10.0.0.6"]
     assert stamped.vias()[1].received is None
@@ -129,6 +162,7 @@ def test_stamp_via_touches_only_the_top_via():
 
 
 # -- receiving over UDP -----------------------------------------------------------------
+
 
 def test_udp_request_reaches_the_sink_stamped(rig):
     _reactor, transport, udp, sink = rig
@@ -147,11 +181,16 @@ def test_udp_request_reaches_the_sink_stamped(rig):
         (sip("OPTIONS", extra="Require: frobnicate\r\n"), 420),
         (sip().replace(b"sip:vos3k.test SIP/2.0", b"sip:vos3k.test SIP/7.0"), 505),
         (sip().replace(b"sip:vos3k.test", b"http://vos3k.test"), 416),
-        (sip(body=b"v=0\r\n") .replace(b"Content-Length: 5", b"Content-Length: 50"), 400),
+        (sip(body=b"v=0\r\n").replace(b"Content-Length: 5", b"Content-Length: 50"), 400),
     ],
-    ids=["rfc3261-s8.2-cseq-mismatch", "rfc3261-s16.3-max-forwards",
-         "rfc3261-s8.2.2.3-require", "rfc3261-s8.2.2-version", "rfc3261-s8.2.1-scheme",
-         "rfc3261-s18.3-short-body"],
+    ids=[
+        "rfc3261-s8.2-cseq-mismatch",
+        "rfc3261-s16.3-max-forwards",
+        "rfc3261-s8.2.2.3-require",
+        "rfc3261-s8.2.2-version",
+        "rfc3261-s8.2.1-scheme",
+        "rfc3261-s18.3-short-body",
+    ],
 )
 def test_malformed_requests_are_answered(rig, packet, status):
     _reactor, transport, udp, sink = rig
@@ -165,8 +204,11 @@ def test_malformed_requests_are_answered(rig, packet, status):
 
 @pytest.mark.parametrize(
     "packet",
-    [b"\x00\xff garbage", b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n\r\n",
-     RESPONSE.replace(b"CSeq: 1 OPTIONS", b"CSeq: x")],
+    [
+        b"\x00\xff garbage",
+        b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n\r\n",
+        RESPONSE.replace(b"CSeq: 1 OPTIONS", b"CSeq: x"),
+    ],
     ids=["rfc3261-s18.1.2-garbage", "rfc3261-s8.2-no-from-to", "rfc3261-s18.1.2-bad-response"],
 )
 def test_unanswerable_input_is_dropped_and_counted(rig, packet):
@@ -231,11 +273,15 @@ def test_a_bug_behind_the_transport_is_logged_once_and_serving_goes_on(rig):
 
 # -- TCP ---------------------------------------------------------------------------------
 
+
 def test_tcp_message_split_across_segments(rig):
     _reactor, _transport, _udp, sink = rig
     stream, _wire = connect(rig[1])
-    data = sip(via="SIP/2.0/TCP 192.0.2.20:5060;branch=z9hG4bK9", body=b"v=0\r\n",
-               extra="Content-Type: application/sdp\r\n")
+    data = sip(
+        via="SIP/2.0/TCP 192.0.2.20:5060;branch=z9hG4bK9",
+        body=b"v=0\r\n",
+        extra="Content-Type: application/sdp\r\n",
+    )
     for chunk in (data[:10], data[10:-3], data[-3:]):
         assert sink.got == []
         stream.dataReceived(chunk)
@@ -281,6 +327,7 @@ def test_tcp_idle_connection_closes(rig):
 
 # -- sending -----------------------------------------------------------------------------
 
+
 def test_udp_send_leaves_from_the_listening_socket(rig):
     _reactor, transport, udp, _sink = rig
     response = parse(RESPONSE)
@@ -298,7 +345,7 @@ def test_udp_send_to_an_address_family_without_socket_fails(rig):
 
 def test_tcp_send_reuses_the_incoming_connection(rig):
     reactor, transport, _udp, _sink = rig
-    stream, wire = connect(transport)
+    _stream, wire = connect(transport)
     transport.send(parse(RESPONSE), Address("TCP", "192.0.2.20", 40000))
     assert wire.value() == RESPONSE
     assert reactor.tcpClients == []

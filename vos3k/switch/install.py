@@ -82,7 +82,7 @@ class EngineService(Service):
 def install_switch(service) -> Engine:
     """Create the engine on `service.engine` (with `service.indexes`, `.pool`)."""
     store = service.store
-    indexes = HotIndexes(store)
+    indexes = getattr(service, "indexes", None) or HotIndexes(store)
     pool = AccountPool()
     tracker = ChargeTracker(service.cdr_writer)
     blacklist = {"compiled": None}

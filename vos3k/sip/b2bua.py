@@ -1,0 +1,791 @@
+"""The SIP back-to-back user agent: SIP caller and callee legs for the switching engine.
+
+`SipCallLayer` is both the endpoint's `CallLayer` (it gets INVITE, ACK, BYE, CANCEL,
+UPDATE, INFO, PRACK and every response to our requests) and the engine's `LegFactory`
+for `protocol="sip"`.  It never decides anything about a call: admission, routing,
+failover, timers, billing and the CDR are the engine's (switch/).  It translates:
+
+- a customer's INVITE into an `Arrival` and a `SipCallerLeg` (the UAS side); the leg
+  turns the engine's `ring/progress/answer/hang_up` into 180/183/200/final/BYE;
+- an engine `Setup` into a `SipCalleeLeg` (the UAC side): a new INVITE with a new
+  Call-ID and tags (RFC 3261 §8.1.1), whose responses become leg events.
+
+Media: when `Setup.proxy_media` is set, the callee leg opens (or reuses) the call's
+`MediaSession` and rewrites each SDP it relays so that both sides send RTP to the proxy
+(SPEC.md §12): side A faces the caller, side B the vendor.  Only the first audio stream
+is proxied; further m= lines are refused with port 0 (RFC 3264 §6).
+
+In-dialog requests (re-INVITE, UPDATE, INFO) of an answered call are relayed to the other
+leg and the final answer relayed back; before answer they get 491 (re-INVITE, UPDATE) or
+200 (INFO).  PRACK gets 481: vos3k sends no reliable provisional responses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+from twisted.logger import Logger
+
+from vos3k.media.policy import Leg as Side
+from vos3k.media.ports import PortsExhausted
+from vos3k.sip.auth import Outcome
+from vos3k.sip.dialog import Dialog, DialogError, DialogState
+from vos3k.sip.message import (
+    HeaderError,
+    IdSource,
+    Request,
+    Response,
+    build_response,
+    parse_name_addr,
+)
+from vos3k.sip.sdp import SdpError, parse_sdp, rewrite_sdp
+from vos3k.sip.transaction import Address, TransactionKey, build_cancel, response_destination
+from vos3k.switch.admission import Arrival
+from vos3k.switch.call import PhoneTarget
+from vos3k.switch.engine import Accepted, Unavailable
+from vos3k.switch.legs import (
+    Answered,
+    Ending,
+    Failed,
+    HungUp,
+    Media,
+    Proceeding,
+    Progress,
+    Ringing,
+    Setup,
+)
+
+SDP = "application/sdp"
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, PRACK, UPDATE, INFO"
+T1_S, T2_S = 0.5, 4.0  # RFC 3261 §13.3.1.4: 2xx retransmission until the ACK
+ACK_WAIT_S = 64 * T1_S
+RELAYED = frozenset({"INVITE", "UPDATE", "INFO"})
+
+Report = Callable[[Any], None]
+
+
+def user_of(value: str | None) -> str:
+    """The user part of a name-addr/URI header value ("" when there is none)."""
+    if not value:
+        return ""
+    try:
+        return parse_name_addr(value).uri.user or ""
+    except HeaderError:
+        return ""
+
+
+def media_of(body: bytes, content_type: str | None) -> Media | None:
+    """The switch's summary of an SDP body (None without SDP)."""
+    if not body or (content_type or "").split(";")[0].strip().lower() != SDP:
+        return None
+    sdp = parse_sdp(body)
+    if isinstance(sdp, SdpError) or not sdp.media:
+        return Media(body=body)
+    first = sdp.media[0]
+    codecs = tuple(first.rtpmaps[f].encoding if f in first.rtpmaps else f for f in first.formats)
+    return Media(
+        body=body,
+        address=first.address or "",
+        port=first.port,
+        codecs=codecs,
+        direction=first.direction.value,
+    )
+
+
+class SipCallLayer:
+    """Routes SIP messages to legs; makes callee legs for the engine."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        endpoint: Any,
+        engine: Any,
+        media: Any,
+        params: Any,
+        clock: Any,
+        ids: IdSource | None = None,
+    ):
+        self.endpoint = endpoint
+        self.engine = engine
+        self.media = media
+        self.params = params
+        self.clock = clock
+        self.ids = ids or IdSource()
+        self.dialogs: dict[tuple[str, str], _SipLeg] = {}  # (Call-ID, our tag) -> leg
+        self.invites: dict[TransactionKey, SipCallerLeg] = {}  # INVITE server txn -> leg
+        self.clients: dict[TransactionKey, Callable[[Response | None], None]] = {}
+        self.callers: dict[str, SipCallerLeg] = {}  # switch call id -> caller leg
+        self.by_call_id: dict[str, SipCalleeLeg] = {}  # our Call-ID -> callee leg
+
+    # -- CallLayer ------------------------------------------------------------------
+
+    def request(
+        self, request: Request, key: TransactionKey | None, source: Address, now_ms: int
+    ) -> None:
+        method = request.method
+        try:
+            to_tag = request.to().tag
+            call_id = request.call_id()
+        except HeaderError:
+            if key is not None:
+                self.endpoint.send_response(build_response(request, 400), key)
+            return
+        if method == "INVITE" and not to_tag:
+            self._new_call(request, key, source)
+            return
+        leg = self.dialogs.get((call_id, to_tag or ""))
+        if method == "ACK":
+            if leg is not None and key is None:
+                leg.acked(request)
+            return
+        if leg is None:
+            if key is not None:
+                self.endpoint.send_response(build_response(request, 481), key)
+            return
+        leg.in_dialog(request, key, source)
+
+    def cancelled(self, invite_key: TransactionKey, cancel: Request, now_ms: int) -> None:
+        leg = self.invites.get(invite_key)
+        if leg is not None:
+            leg.peer_cancelled()
+
+    def response(
+        self, response: Response, key: TransactionKey | None, source: Address, now_ms: int
+    ) -> None:
+        if key is None:  # a 2xx retransmission after the INVITE transaction ended
+            try:
+                leg = self.by_call_id.get(response.call_id())
+            except HeaderError:
+                return
+            if leg is not None:
+                leg.reack(response)
+            return
+        handler = self.clients.get(key)
+        if handler is None:
+            return
+        if response.status >= 200:
+            self.clients.pop(key, None)
+        handler(response)
+
+    def timeout(self, key: TransactionKey, request: Request, now_ms: int) -> None:
+        handler = self.clients.pop(key, None)
+        if handler is not None:
+            handler(None)
+        leg = self.invites.get(key)
+        if leg is not None:  # Timer H: our final response was never ACKed
+            leg.ack_timeout()
+
+    transport_error = timeout
+
+    # -- LegFactory -----------------------------------------------------------------
+
+    def create_leg(self, setup: Setup, report: Report) -> SipCalleeLeg:
+        return SipCalleeLeg(self, setup, report)
+
+    # -- phones as targets ----------------------------------------------------------
+
+    def locate(self, e164: str) -> PhoneTarget | None:
+        found = self.endpoint.route_to(e164)
+        if found is None:
+            return None
+        binding, address = found
+        return PhoneTarget(address.host, address.port, binding.contact, "sip")
+
+    # -- helpers for legs -----------------------------------------------------------
+
+    def via(self, destination: Address) -> str:
+        local = self.endpoint.local_address(destination)
+        branch = self.ids.branch()
+        return f"SIP/2.0/{destination.transport.upper()} {_hostport(local)};branch={branch};rport"
+
+    def contact(self, destination: Address, user: str = "") -> str:
+        local = self.endpoint.local_address(destination)
+        at = f"{user}@" if user else ""
+        transport = "" if destination.transport.upper() == "UDP" else ";transport=tcp"
+        return f"<sip:{at}{_hostport(local)}{transport}>"
+
+    def send(
+        self,
+        request: Request,
+        destination: Address,
+        handler: Callable[[Response | None], None] | None,
+    ) -> TransactionKey | None:
+        key = self.endpoint.send_request(request, destination)
+        if key is not None and handler is not None:
+            self.clients[key] = handler
+        return key
+
+    def reason_header(self, ending: Ending) -> tuple[tuple[str, str], ...]:
+        if not self.params.snapshot.sip_reason_header:
+            return ()
+        return (("Reason", f"Q.850;cause={ending.q850}"),)
+
+    def media_session(self, call_id: str):
+        if self.media is None:
+            return None
+        return self.media.open_session(call_id)
+
+    def existing_session(self, call_id: str):
+        return None if self.media is None else self.media.session(call_id)
+
+    def forget(self, leg: _SipLeg) -> None:
+        for key in [k for k, v in self.dialogs.items() if v is leg]:
+            del self.dialogs[key]
+
+    # -- a new call -----------------------------------------------------------------
+
+    def _new_call(self, request: Request, key: TransactionKey, source: Address) -> None:
+        try:
+            callee = request.request_uri().user or ""
+            from_user = request.from_().uri.user or ""
+            pai = request.header("p-asserted-identity")
+        except HeaderError:
+            self.endpoint.send_response(build_response(request, 400), key)
+            return
+        caller = user_of(pai) or from_user
+        leg = SipCallerLeg(self, request, key, source)
+        arrival = Arrival(
+            call_id="",
+            source_ip=source.host,
+            source_port=source.port,
+            protocol="sip",
+            caller=caller,
+            callee=callee,
+            from_user=from_user,
+            media=media_of(request.body, request.content_type()),
+        )
+        verdict = self.endpoint.check_digest(request, source, proxy=True)
+        if verdict is not None:
+            if verdict.outcome is Outcome.STALE:
+                self.endpoint.send_response(
+                    self.endpoint.digest_challenge(request, source, proxy=True, stale=True), key
+                )
+                return
+            if verdict.outcome is Outcome.OK and verdict.username == from_user:
+                arrival = attrs.evolve(arrival, authenticated=from_user)
+            else:  # a wrong digest, a suspended phone/IP, or someone else's credentials
+                arrival = attrs.evolve(arrival, auth_failed=True)
+        self.invites[key] = leg
+        outcome = self.engine.incoming(leg, arrival)
+        if isinstance(outcome, Accepted):
+            leg.attach(outcome.call_id, outcome.report)
+        elif isinstance(outcome, Unavailable):
+            leg.final(
+                build_response(request, 503, headers=(("Retry-After", str(outcome.retry_after_s)),))
+            )
+        else:  # Challenge: a provisioned phone without credentials
+            self.invites.pop(key, None)
+            self.endpoint.send_response(
+                self.endpoint.digest_challenge(request, source, proxy=True), key
+            )
+
+
+def _hostport(address: Address) -> str:
+    host = f"[{address.host}]" if ":" in address.host else address.host
+    return f"{host}:{address.port}"
+
+
+class _SipLeg:
+    """What caller and callee legs share: a dialog, a peer, in-dialog relaying."""
+
+    log = Logger()
+
+    def __init__(self, layer: SipCallLayer):
+        self.layer = layer
+        self.dialog: Dialog | None = None
+        self.peer: _SipLeg | None = None
+        self.destination: Address | None = None
+        self.report: Report = lambda event: None
+        self.side = Side.A
+        self.call_id = ""
+        self.ended = False
+
+    # -- media rewriting ----------------------------------------------------------
+
+    def incoming_sdp(self, body: bytes, content_type: str | None) -> tuple[bytes, Media | None]:
+        """SDP this leg's peer sent: tell the proxy where that side receives, and
+        rewrite it to the proxy's address on the other side (which will receive it)."""
+        media = media_of(body, content_type)
+        session = self.layer.existing_session(self.call_id)
+        if media is None or session is None:
+            return body, media
+        sdp = parse_sdp(body)
+        if isinstance(sdp, SdpError) or not sdp.media:
+            return body, media
+        first = sdp.media[0]
+        if first.address and first.port:
+            session.set_remote(self.side, first.address, first.port, first.direction.value)
+        other = Side.B if self.side is Side.A else Side.A
+        ip, port = session.local_address(other)
+        ports = [port] + [0] * (len(sdp.media) - 1)
+        rewritten = rewrite_sdp(sdp, address=ip, ports=ports, origin_address=ip)
+        return rewritten, _replace_body(media_of(rewritten, SDP) or media, rewritten)
+
+    # -- in-dialog requests ---------------------------------------------------------
+
+    def in_dialog(self, request: Request, key: TransactionKey | None, source: Address) -> None:
+        if self.dialog is not None:
+            checked = self.dialog.on_request(request)
+            if isinstance(checked, DialogError):
+                if key is not None and checked.status:
+                    self.layer.endpoint.send_response(build_response(request, checked.status), key)
+                return
+            self.dialog = checked
+        method = request.method
+        if method == "BYE":
+            self.bye_received(request, key)
+        elif method in RELAYED and key is not None:
+            self.relay(request, key)
+        elif key is not None:  # PRACK: we never send reliable provisionals
+            self.layer.endpoint.send_response(build_response(request, 481), key)
+
+    def relay(self, request: Request, key: TransactionKey) -> None:
+        peer = self.peer
+        respond = self.layer.endpoint.send_response
+        if peer is None or peer.dialog is None or peer.ended or self.ended:
+            status = 200 if request.method == "INFO" else 491
+            respond(build_response(request, status), key)
+            return
+        body, _ = self.incoming_sdp(request.body, request.content_type())
+
+        def answered(response: Response | None) -> None:
+            if response is None:
+                respond(build_response(request, 408), key)
+                return
+            if response.status < 200:
+                return
+            out_body, _ = peer.incoming_sdp(response.body, response.content_type())
+            extra = (("Contact", self.local_contact()),) if request.method != "INFO" else ()
+            respond(
+                build_response(
+                    request,
+                    response.status,
+                    response.reason,
+                    headers=extra,
+                    body=out_body,
+                    content_type=response.content_type(),
+                ),
+                key,
+            )
+            if request.method == "INVITE" and response.status < 300:
+                peer.ack_reinvite(response)
+
+        peer.send_in_dialog(request.method, body, request.content_type(), answered)
+
+    def send_in_dialog(
+        self,
+        method: str,
+        body: bytes,
+        content_type: str | None,
+        handler: Callable[[Response | None], None] | None,
+    ) -> None:
+        if self.dialog is None or self.destination is None:
+            if handler is not None:
+                handler(None)
+            return
+        self.dialog, request = self.dialog.new_request(
+            method,
+            self.layer.via(self.destination),
+            body=body,
+            content_type=content_type if body else None,
+        )
+        self._last_in_dialog = request
+        self.layer.send(request, self.destination, handler)
+
+    def ack_reinvite(self, response: Response) -> None:
+        request = getattr(self, "_last_in_dialog", None)
+        if self.dialog is None or self.destination is None or request is None:
+            return
+        ack = self.dialog.ack(request.cseq().number, self.layer.via(self.destination))
+        self.layer.endpoint.send_stateless(ack, self.destination)
+
+    def local_contact(self) -> str:
+        return self.layer.contact(self.destination) if self.destination else ""
+
+    def send_bye(self, headers: tuple[tuple[str, str], ...] = ()) -> None:
+        if self.dialog is None or self.destination is None:
+            return
+        self.dialog, bye = self.dialog.new_request(
+            "BYE", self.layer.via(self.destination), headers=headers
+        )
+        self.layer.send(bye, self.destination, lambda _r: None)
+
+    def acked(self, ack: Request) -> None:
+        """An ACK for a 2xx arrived (caller legs override)."""
+
+    def bye_received(self, request: Request, key: TransactionKey | None) -> None:
+        raise NotImplementedError
+
+
+def _replace_body(media: Media, body: bytes) -> Media:
+    return attrs.evolve(media, body=body)
+
+
+class SipCallerLeg(_SipLeg):
+    """The customer's side (UAS): our answers to its INVITE, then the dialog."""
+
+    def __init__(self, layer: SipCallLayer, invite: Request, key: TransactionKey, source: Address):
+        super().__init__(layer)
+        self.invite = invite
+        self.key = key
+        self.source = source
+        self.destination = self._target(invite, source)
+        self.tag = layer.ids.tag()
+        self.side = Side.A
+        self.answered = False
+        self.final_sent = False
+        self.cancelled = False
+        self.bye_key: TransactionKey | None = None
+        self.bye_request: Request | None = None
+        self.ok: Response | None = None
+        self.retransmit = None
+        self.retransmit_interval = T1_S
+        self.ack_deadline = None
+
+    @staticmethod
+    def _target(invite: Request, source: Address) -> Address:
+        # In-dialog requests go where the INVITE came from (symmetric signalling, the
+        # customer is often NATed: RFC 3581 thinking applied to the dialog).
+        return source
+
+    def attach(self, call_id: str, report: Report) -> None:
+        self.call_id = call_id
+        self.report = report
+        self.layer.callers[call_id] = self
+
+    # -- Leg commands ---------------------------------------------------------------
+
+    def ring(self, early_media: Media | None) -> None:
+        self._provisional(183 if early_media is not None else 180, early_media)
+
+    def progress(self, early_media: Media | None) -> None:
+        self._provisional(183, early_media)
+
+    def _provisional(self, status: int, media: Media | None) -> None:
+        if self.final_sent:
+            return
+        body = media.body if media is not None else b""
+        response = build_response(
+            self.invite,
+            status,
+            to_tag=self.tag,
+            headers=(("Contact", self.local_contact()),),
+            body=body,
+            content_type=SDP if body else None,
+        )
+        self.layer.endpoint.send_response(response, self.key)
+
+    def answer(self, media: Media | None) -> None:
+        if self.final_sent:
+            return
+        body = media.body if media is not None else b""
+        response = build_response(
+            self.invite,
+            200,
+            to_tag=self.tag,
+            headers=(("Contact", self.local_contact()), ("Allow", ALLOW)),
+            body=body,
+            content_type=SDP if body else None,
+        )
+        dialog = Dialog.uas(self.invite, self.tag, self.local_contact())
+        if isinstance(dialog, Dialog):
+            self.dialog = attrs.evolve(dialog, state=DialogState.CONFIRMED)
+            self.layer.dialogs[(dialog.call_id, self.tag)] = self
+        self.answered = True
+        self.final(response)
+        self.ok = response
+        self._schedule_retransmit()
+
+    def hang_up(self, ending: Ending) -> None:
+        endpoint = self.layer.endpoint
+        if self.bye_key is not None and self.bye_request is not None:
+            endpoint.send_response(build_response(self.bye_request, 200), self.bye_key)
+            self.bye_key = None
+            self._done()
+            return
+        if not self.final_sent:
+            status = ending.sip_code or (487 if self.cancelled else 500)
+            headers = self.layer.reason_header(ending) if status != 487 else ()
+            self.final(build_response(self.invite, status, to_tag=self.tag, headers=headers))
+            self._done()
+            return
+        if self.answered and not self.ended:
+            self._stop_retransmit()
+            self.send_bye(self.layer.reason_header(ending))
+            self._done()
+
+    def cancel(self) -> None:
+        """Not a caller-leg command (callee legs only)."""
+
+    def offer(self, setup: Setup) -> None:
+        """Not a caller-leg command (callee legs only)."""
+
+    # -- from the SIP side ------------------------------------------------------------
+
+    def final(self, response: Response) -> None:
+        self.final_sent = True
+        self.layer.endpoint.send_response(response, self.key)
+        if response.status >= 300:
+            self.layer.invites.pop(self.key, None)
+
+    def peer_cancelled(self) -> None:
+        if self.final_sent:
+            return
+        self.cancelled = True
+        self.report(HungUp())
+
+    def bye_received(self, request: Request, key: TransactionKey | None) -> None:
+        self._stop_retransmit()
+        if key is None:
+            return
+        if self.ended:
+            self.layer.endpoint.send_response(build_response(request, 200), key)
+            return
+        self.bye_key, self.bye_request = key, request
+        self.report(HungUp())
+
+    def acked(self, ack: Request) -> None:
+        self._stop_retransmit()
+        self.layer.invites.pop(self.key, None)
+
+    def ack_timeout(self) -> None:
+        """No ACK for our 200 within 64*T1 (RFC 3261 §13.3.1.4): the session is dead."""
+        if self.answered and not self.ended and self.ok is not None:
+            self._stop_retransmit()
+            self.report(HungUp())
+
+    # -- 2xx retransmission (RFC 3261 §13.3.1.4) ----------------------------------------
+
+    def _schedule_retransmit(self) -> None:
+        clock = self.layer.clock
+        self.retransmit = clock.callLater(self.retransmit_interval, self._retransmit_ok)
+        self.ack_deadline = clock.callLater(ACK_WAIT_S, self.ack_timeout)
+
+    def _retransmit_ok(self) -> None:
+        self.retransmit = None
+        if self.ok is None or self.ended:
+            return
+        destination = response_destination(self.invite.top_via(), self.source)
+        self.layer.endpoint.send_stateless(self.ok, destination)
+        self.retransmit_interval = min(self.retransmit_interval * 2, T2_S)
+        self.retransmit = self.layer.clock.callLater(self.retransmit_interval, self._retransmit_ok)
+
+    def _stop_retransmit(self) -> None:
+        for timer in (self.retransmit, self.ack_deadline):
+            if timer is not None and timer.active():
+                timer.cancel()
+        self.retransmit = self.ack_deadline = None
+
+    def _done(self) -> None:
+        self.ended = True
+        self._stop_retransmit()
+        self.layer.callers.pop(self.call_id, None)
+        self.layer.forget(self)
+        session = self.layer.existing_session(self.call_id)
+        if session is not None:
+            session.close()
+
+
+class SipCalleeLeg(_SipLeg):
+    """One vendor attempt (UAC): our INVITE, its responses, then the dialog."""
+
+    def __init__(self, layer: SipCallLayer, setup: Setup, report: Report):
+        super().__init__(layer)
+        self.setup = setup
+        self.report = report
+        self.call_id = setup.call_id
+        self.side = Side.B
+        self.invite: Request | None = None
+        self.key: TransactionKey | None = None
+        self.provisional = False
+        self.want_cancel = False
+        self.answered = False
+        self.failed = False
+        self.bye_key: TransactionKey | None = None
+        self.bye_request: Request | None = None
+
+    # -- Leg commands ---------------------------------------------------------------
+
+    def offer(self, setup: Setup) -> None:
+        layer = self.layer
+        destination = Address("UDP", setup.target_ip, setup.target_port)
+        self.destination = destination
+        body = b""
+        if setup.media is not None:
+            body = setup.media.body
+            if setup.proxy_media:
+                session = layer.media_session(setup.call_id)
+                if isinstance(session, PortsExhausted):
+                    self.failed = True
+                    self.report(Failed(code=503))  # SPEC §3 step 9: no RTP pair, 5
+                    return
+                caller = layer.callers.get(setup.call_id)
+                if caller is not None:
+                    body, _ = caller.incoming_sdp(body, SDP)
+        host = f"[{setup.target_ip}]" if ":" in setup.target_ip else setup.target_ip
+        uri = setup.contact or f"sip:{setup.callee}@{host}:{setup.target_port}"
+        local = layer.endpoint.local_address(destination)
+        tag = layer.ids.tag()
+        call_id = layer.ids.call_id(local.host)
+        headers = [
+            ("Via", layer.via(destination)),
+            ("Max-Forwards", "70"),
+            ("From", f"<sip:{setup.caller}@{_hostport(local)}>;tag={tag}"),
+            ("To", f"<sip:{setup.callee}@{host}:{setup.target_port}>"),
+            ("Call-ID", call_id),
+            ("CSeq", "1 INVITE"),
+            ("Contact", layer.contact(destination, setup.caller)),
+            ("Allow", ALLOW),
+        ]
+        if body:
+            headers.append(("Content-Type", SDP))
+        headers.append(("Content-Length", str(len(body))))
+        self.invite = Request("INVITE", uri, tuple(headers), body)
+        self.tag = tag
+        layer.by_call_id[call_id] = self
+        self.key = layer.send(self.invite, destination, self._invite_response)
+
+    def cancel(self) -> None:
+        if self.answered or self.failed or self.ended:
+            return
+        if self.provisional:
+            self._send_cancel()
+        else:
+            self.want_cancel = True  # RFC 3261 §9.1: CANCEL only after a provisional
+
+    def hang_up(self, ending: Ending) -> None:
+        if self.bye_key is not None and self.bye_request is not None:
+            self.layer.endpoint.send_response(build_response(self.bye_request, 200), self.bye_key)
+            self.bye_key = None
+            self._done()
+        elif self.answered and not self.ended:
+            self.send_bye()
+            self._done()
+        else:
+            self.cancel()
+
+    def ring(self, early_media: Media | None) -> None:
+        """Not a callee-leg command."""
+
+    progress = ring
+    answer = ring
+
+    # -- responses ----------------------------------------------------------------------
+
+    def _invite_response(self, response: Response | None) -> None:
+        if response is None:  # Timer B or a transport error: unreachable (SPEC §3: 21)
+            if not (self.answered or self.failed):
+                self.failed = True
+                self.report(Failed())
+            return
+        status = response.status
+        if status < 200:
+            self._provisional(response)
+        elif status < 300:
+            self._answered(response)
+        else:
+            self.failed = True
+            self._forget_call_id()
+            self.report(Failed(code=status))
+
+    def _provisional(self, response: Response) -> None:
+        first = not self.provisional
+        self.provisional = True
+        if self.want_cancel and first:
+            self._send_cancel()
+            return
+        if response.status == 100:
+            self.report(Proceeding())
+            return
+        body, media = self.incoming_sdp(response.body, response.content_type())
+        if media is not None:
+            media = _replace_body(media, body)
+        if response.status == 183:
+            self.report(Progress(media=media))
+        else:
+            self.report(Ringing(media=media, code=response.status))
+
+    def _answered(self, response: Response) -> None:
+        assert self.invite is not None
+        dialog = Dialog.uac(self.invite, response)
+        if isinstance(dialog, DialogError):
+            self.log.warn(
+                "call {call_id}: unusable 2xx: {reason}", call_id=self.call_id, reason=dialog.reason
+            )
+            self.failed = True
+            self.report(Failed(code=502))
+            return
+        self.dialog = dialog.on_response(response)
+        self.layer.dialogs[(dialog.call_id, dialog.local_tag)] = self
+        self._ack(response)
+        if self.answered:
+            return
+        self.answered = True
+        if self.want_cancel or self.ended:
+            self.send_bye()  # a 2xx that crossed our CANCEL: end it (RFC 3261 §15)
+            self._done()
+            return
+        body, media = self.incoming_sdp(response.body, response.content_type())
+        if media is not None:
+            media = _replace_body(media, body)
+        caller = self.layer.callers.get(self.call_id)
+        if caller is not None:
+            caller.peer, self.peer = self, caller
+        self.report(Answered(media=media))
+
+    def _ack(self, response: Response) -> None:
+        if self.dialog is None or self.destination is None or self.invite is None:
+            return
+        ack = self.dialog.ack(self.invite.cseq().number, self.layer.via(self.destination))
+        self.layer.endpoint.send_stateless(ack, self.destination)
+
+    def reack(self, response: Response) -> None:
+        if 200 <= response.status < 300:
+            self._ack(response)
+
+    def _send_cancel(self) -> None:
+        if self.invite is None or self.destination is None:
+            return
+        self.want_cancel = False
+        self.layer.send(build_cancel(self.invite), self.destination, lambda _r: None)
+
+    def bye_received(self, request: Request, key: TransactionKey | None) -> None:
+        if key is None:
+            return
+        if self.ended:
+            self.layer.endpoint.send_response(build_response(request, 200), key)
+            return
+        self.bye_key, self.bye_request = key, request
+        self.report(HungUp())
+
+    def _forget_call_id(self) -> None:
+        if self.invite is not None:
+            try:
+                self.layer.by_call_id.pop(self.invite.call_id(), None)
+            except HeaderError:
+                pass
+
+    def _done(self) -> None:
+        self.ended = True
+        self._forget_call_id()
+        self.layer.forget(self)
+
+
+def install_b2bua(service: Any) -> SipCallLayer:
+    """Plug the B2BUA between `service.sip` (the endpoint) and `service.engine`."""
+    layer = SipCallLayer(
+        service.sip,
+        service.engine,
+        getattr(service, "media", None),
+        service.params,
+        service.reactor,
+        service.sip.ids,
+    )
+    service.sip.call_layer = layer
+    service.engine.add_leg_factory("sip", layer)
+    service.phone_locator = layer.locate
+    service.b2bua = layer
+    return layer
