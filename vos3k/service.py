@@ -127,6 +127,7 @@ class VosService(MultiService):
 
 def build_service(settings: Settings, reactor) -> VosService:
     """Everything the process runs, wired to one reactor (tests pass a fake one)."""
+    from vos3k.h323.install import install_h323
     from vos3k.metrics import install_metrics
     from vos3k.sip.b2bua import install_b2bua
     from vos3k.sip.install import install_sip
@@ -139,6 +140,7 @@ def build_service(settings: Settings, reactor) -> VosService:
     install_switch(service)
     install_sip(service)
     install_b2bua(service)
+    install_h323(service)
     install_admin(service)
     install_metrics(service)
     return service
