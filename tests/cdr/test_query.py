@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
-from decimal import Decimal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.cdr.helpers import SHANGHAI, Rig, local_ms, make_row
-from vos3k.cdr.analysis import ReportRow, report, summarise
 from vos3k.cdr.query import (
     CSV_COLUMNS,
     DAY_MS,
@@ -32,9 +30,13 @@ NOW = local_ms(2026, 5, 2, 12, 0, 0)
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        pytest.param("2026-05-01", local_ms(2026, 5, 1), id="SPEC-7-date"),
-        pytest.param("2026-05-01 10:30", local_ms(2026, 5, 1, 10, 30), id="SPEC-7-minutes"),
-        pytest.param("2026-05-01 10:30:05", local_ms(2026, 5, 1, 10, 30, 5), id="SPEC-7-secs"),
+        pytest.param("2026-05-01", (local_ms(2026, 5, 1), True), id="SPEC-7-date"),
+        pytest.param(
+            "2026-05-01 10:30", (local_ms(2026, 5, 1, 10, 30), False), id="SPEC-7-minutes"
+        ),
+        pytest.param(
+            "2026-05-01 10:30:05", (local_ms(2026, 5, 1, 10, 30, 5), False), id="SPEC-7-secs"
+        ),
     ],
 )
 def test_parse_local_time(text, expected):
@@ -44,7 +46,8 @@ def test_parse_local_time(text, expected):
 @given(st.text(max_size=25))
 def test_parse_local_time_gives_a_time_or_a_one_line_error(text):
     try:
-        assert isinstance(parse_local_time(text, SHANGHAI), int)
+        ms, date_only = parse_local_time(text, SHANGHAI)
+        assert isinstance(ms, int) and isinstance(date_only, bool)
     except QueryError as exc:
         assert "\n" not in str(exc)
 
@@ -59,7 +62,16 @@ def snap(rig):
         pytest.param(None, None, (NOW + 1 - DAY_MS, NOW + 1), id="SPEC-7-default-last-24h"),
         pytest.param("2026-05-01", None, (local_ms(2026, 5, 1), NOW + 1), id="from-to-now"),
         pytest.param(
-            None, "2026-05-01", (local_ms(2026, 4, 30), local_ms(2026, 5, 1)), id="to-minus-24h"
+            None,
+            "2026-05-01",
+            (local_ms(2026, 5, 1), local_ms(2026, 5, 2)),
+            id="bare-end-date-is-the-whole-day",
+        ),
+        pytest.param(
+            None,
+            "2026-05-01 06:00",
+            (local_ms(2026, 4, 30, 6), local_ms(2026, 5, 1, 6)),
+            id="to-minus-24h",
         ),
     ],
 )
@@ -132,41 +144,3 @@ def test_export_streams_pipe_lines_and_csv_oldest_first():
     assert table[1][CSV_COLUMNS.index("fee")] == "0.12"
     with pytest.raises(QueryError, match="xml"):
         list(export_lines(rig.store.cdrs, where, "xml", SHANGHAI))
-
-
-def cdr_row(gateway: str, hold_ms: int, pdd_ms: int) -> dict:
-    return {
-        "callee_gateway_id": gateway,
-        "hold_ms": hold_ms,
-        "callee_pdd_ms": pdd_ms,
-        "rate_prefix": "44",
-        "account": "ACME",
-    }
-
-
-@pytest.mark.parametrize(
-    ("rows", "expected"),
-    [
-        pytest.param(
-            [cdr_row("VF1", 60_000, 1000), cdr_row("VF1", 0, 3000), cdr_row("VF1", 30_000, 2000)],
-            ReportRow("VF1", 3, 2, Decimal("66.67"), Decimal("45.0"), Decimal("2000")),
-            id="SPEC-7-ASR-answered-over-CDRs-ACD-mean-answered-hold-PDD-mean",
-        ),
-        pytest.param(
-            [cdr_row("BT", 0, 0)],
-            ReportRow("BT", 1, 0, Decimal("0.00"), Decimal("0.0"), Decimal("0")),
-            id="SPEC-7-no-answer-no-ACD",
-        ),
-    ],
-)
-def test_report_figures(rows, expected):
-    assert summarise(rows, "gateway")[0] == expected
-
-
-def test_report_groups_and_total_over_a_checked_range():
-    rig, _ = loaded_rig()
-    result = report(rig.store.cdrs, make_filter(snap(rig), NOW, SHANGHAI), "account")
-    assert [(r.key, r.cdrs, r.answered) for r in result] == [("ACME", 5, 2), ("total", 5, 2)]
-    assert result[0].to_json_dict()["asr_percent"] == "40.00"
-    with pytest.raises(ValueError, match="gateway"):
-        summarise([], "country")

@@ -17,7 +17,7 @@ import json
 import re
 import shlex
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -26,6 +26,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from vos3k.cdr.query import QueryError, parse_local_time
 from vos3k.params import Actor, ParamError, UnknownParamError
 from vos3k.store.models import MoneyError, Role, parse_money
 from vos3k.store.repos import ExistsError, NotFoundError
@@ -183,26 +184,14 @@ def format_time(epoch_ms: int | None, tz: tzinfo | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
-_TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?")
-
-
 def parse_time(text: str, tz: tzinfo | None, what: str = "time") -> tuple[int, bool]:
-    """`YYYY-MM-DD[ HH:MM[:SS]]` in server local time -> (epoch ms, date only)."""
-    match = _TIME.fullmatch(text.strip())
-    if not match:
-        raise UsageError(f"{what}: {text!r} is not YYYY-MM-DD[ HH:MM[:SS]]")
-    parts = [int(p) if p else 0 for p in match.groups()]
+    """`YYYY-MM-DD[ HH:MM[:SS]]` in server local time -> (epoch ms, date only).
+
+    A malformed time is a usage error (exit 2)."""
     try:
-        moment = datetime(*parts, tzinfo=tz) if tz else datetime(*parts)
-    except ValueError as exc:
-        raise UsageError(f"{what}: {text!r}: {exc}") from None
-    return int(moment.timestamp() * 1000), match.group(4) is None
-
-
-def end_of_day_ms(epoch_ms: int, tz: tzinfo | None) -> int:
-    """The start of the next local day (a bare date lasts its whole day, SPEC.md §2)."""
-    day = datetime.fromtimestamp(epoch_ms / 1000, tz) + timedelta(days=1)
-    return int(day.replace(hour=0, minute=0, second=0, microsecond=0).timestamp() * 1000)
+        return parse_local_time(text, tz)
+    except QueryError as exc:
+        raise UsageError(f"{what}: {exc}") from None
 
 
 def money(text: str, what: str) -> Decimal:

@@ -13,7 +13,7 @@ import csv
 import io
 import re
 from collections.abc import Iterator
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from attrs import frozen
@@ -26,7 +26,7 @@ DAY_MS = 86_400_000
 DEFAULT_LIMIT = 100
 EXPORT_CHUNK = 2000
 EXPORT_FORMATS = ("pipe", "csv")
-_TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?: (\d{2}):(\d{2})(?::(\d{2}))?)?")
+_TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?")
 # CSV: the 19 pipe fields, then the SQLite extras (INTERFACE §6 key names).
 CSV_COLUMNS = (
     *PIPE_FIELDS,
@@ -66,17 +66,27 @@ class CdrFilter:
         }
 
 
-def parse_local_time(text: str, tz: tzinfo | None) -> int:
-    """`YYYY-MM-DD[ HH:MM[:SS]]` in server local time as UTC epoch ms."""
+def parse_local_time(text: str, tz: tzinfo | None) -> tuple[int, bool]:
+    """`YYYY-MM-DD[ HH:MM[:SS]]` in server local time -> (UTC epoch ms, date only).
+
+    The one parser of operator times (the shell wraps it): a bare date is its midnight,
+    and the caller decides whether it means the whole day (`end_of_day_ms`).
+    """
     match = _TIME.fullmatch(text.strip())
     if match is None:
-        raise QueryError(f"{text!r} is not a time like 2026-05-01 or 2026-05-01 10:30[:00]")
+        raise QueryError(f"{text!r} is not a time YYYY-MM-DD[ HH:MM[:SS]]")
     parts = [int(p) if p is not None else 0 for p in match.groups()]
     try:
         local = datetime(*parts)  # type: ignore[arg-type]
     except ValueError as exc:
         raise QueryError(f"{text!r}: {exc}") from None
-    return int(local.replace(tzinfo=tz).timestamp() * 1000)
+    return int(local.replace(tzinfo=tz).timestamp() * 1000), match.group(4) is None
+
+
+def end_of_day_ms(epoch_ms: int, tz: tzinfo | None) -> int:
+    """The start of the next local day: a bare date lasts its whole day (SPEC.md §2)."""
+    day = datetime.fromtimestamp(epoch_ms / 1000, tz) + timedelta(days=1)
+    return int(day.replace(hour=0, minute=0, second=0, microsecond=0).timestamp() * 1000)
 
 
 def deny_hours(text: str) -> frozenset[int]:
@@ -108,8 +118,13 @@ def make_filter(
 ) -> CdrFilter:
     """The checked filter for `cdr query|export` and `report` (raises QueryError)."""
     check_allowed(snap, now_ms, tz)
-    to_ms = parse_local_time(end, tz) if end else None
-    from_ms = parse_local_time(start, tz) if start else None
+    to_ms = from_ms = None
+    if end:
+        to_ms, date_only = parse_local_time(end, tz)
+        if date_only:  # `to=2026-05-01` includes that whole day
+            to_ms = end_of_day_ms(to_ms, tz)
+    if start:
+        from_ms, _ = parse_local_time(start, tz)
     if to_ms is None:
         to_ms = now_ms + 1 if from_ms is None else max(now_ms + 1, from_ms)
     if from_ms is None:

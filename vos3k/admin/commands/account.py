@@ -14,11 +14,11 @@ from vos3k.admin.shell import (
     Table,
     UsageError,
     boolean,
-    end_of_day_ms,
     format_time,
     money,
     parse_time,
 )
+from vos3k.cdr.query import end_of_day_ms
 from vos3k.store.models import ACCOUNT_TYPES, Account, Role
 
 # INTERFACE.md §6: the keys of `account show`.

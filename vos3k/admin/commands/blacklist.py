@@ -10,10 +10,10 @@ from vos3k.admin.shell import (
     Context,
     Message,
     Table,
-    end_of_day_ms,
     format_time,
     parse_time,
 )
+from vos3k.cdr.query import end_of_day_ms
 from vos3k.store.models import BlacklistEntry, Role
 from vos3k.switch.numbers import Malformed, parse_patterns
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from vos3k.admin.commands.cdr import query_window
+from vos3k.admin.commands.cdr import cdr_filter
 from vos3k.admin.shell import Command, Context, Table
 from vos3k.store.models import Role
 
@@ -47,8 +47,8 @@ def _report(metric: str):
         by = ctx.keys.get("by", "")
         if by and by not in _GROUPS:
             raise ctx.usage_error(f"by: {by!r} is not one of {'|'.join(_GROUPS)}")
-        from_ms, to_ms = query_window(ctx)
-        rows = [_row(g, by) for g in ctx.store.cdrs.quality(from_ms, to_ms, by)]
+        where = cdr_filter(ctx)
+        rows = [_row(g, by) for g in ctx.store.cdrs.quality(where.from_ms, where.to_ms, by)]
         if not by and not rows:
             rows = [_row({"group": "", "cdrs": 0, "answered": 0, "hold_ms": 0,
                           "with_pdd": 0, "pdd_ms": 0}, by)]  # fmt: skip
