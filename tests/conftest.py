@@ -39,6 +39,26 @@ def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
     raise RuntimeError("no free port pair found")
 
 
+def free_udp_block(count: int = 4, host: str = "127.0.0.1") -> int:
+    """An even port with `count` consecutive UDP ports free on host (SIPp's -mp takes
+    the RTP port and the ones above it for RTCP and video)."""
+    for _ in range(100):
+        base = free_port(socket.SOCK_DGRAM, host) & ~1
+        held = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                held.append(s)
+                s.bind((host, port))
+        except OSError:
+            continue
+        finally:
+            for s in held:
+                s.close()
+        return base
+    raise RuntimeError(f"no block of {count} free UDP ports on {host}")
+
+
 @pytest.fixture
 def testdata() -> Path:
     if not TESTDATA.is_dir():

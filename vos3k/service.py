@@ -28,6 +28,7 @@ from vos3k.params import LiveParams
 from vos3k.store.db import open_store
 from vos3k.switch.calls import CurrentCalls
 from vos3k.switch.install import install_switch
+from vos3k.switch.protect import install_protection
 
 
 class VosService(MultiService):
@@ -141,6 +142,8 @@ def build_service(settings: Settings, reactor) -> VosService:
     install_sip(service)
     install_b2bua(service)
     install_h323(service)
+    # After every signalling transport: it plugs the pre-parse guard into them.
+    install_protection(service)
     install_admin(service)
     install_metrics(service)
     return service

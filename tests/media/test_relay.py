@@ -336,6 +336,8 @@ def test_install_media_on_a_service():
     assert service.media is manager
     manager.open_session("c1")
     assert service.gauges["rtp_ports_in_use"]() == 4
+    # the relay's global counters are `stats` gauges too (SPEC §12 Statistics)
+    assert (service.gauges["rtp_sessions"](), service.gauges["rtp_sessions_total"]()) == (1, 1)
     service.params.set("SS_QOS_RTP", "184", SYSTEM)  # live: re-marks open sockets
     service.startService()
     service.stopService()  # shutdown closes every session

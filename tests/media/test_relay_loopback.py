@@ -177,3 +177,20 @@ async def test_media_timeout_and_ports_released_after_close():
                 await probe.stopListening()
     finally:
         await h.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_taken_rtcp_port_moves_the_session_to_the_next_pair():
+    # The RTP port binds, the RTCP port above it is taken: the pair is skipped with
+    # fresh protocols (a failed one keeps its transport until the next reactor turn).
+    h = Harness()
+    low = h.manager.allocator.low
+    blocker = reactor.listenUDP(low + 1, DatagramProtocol(), interface=LOOPBACK)
+    try:
+        session = h.manager.open_session("call-1")
+        assert isinstance(session, MediaSession)
+        assert session.local_address(Leg.A)[1] != low
+        assert h.manager.ports_in_use == 4
+    finally:
+        await blocker.stopListening()
+        await h.close()

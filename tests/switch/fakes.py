@@ -12,10 +12,10 @@ from vos3k.params import PARAMS, Snapshot
 from vos3k.store.indexes import MappingIndex, RateIndex
 from vos3k.store.models import Account, Gateway, Phone, Rate
 from vos3k.switch.admission import (
-    NO_BLACKLIST,
     Admit,
     Arrival,
     Challenge,
+    DynamicCheck,
     NumberBlacklist,
     admit,
     call_settings,
@@ -91,7 +91,7 @@ class World:
         self,
         directory: Directory,
         snap: Snapshot | None = None,
-        blacklist: NumberBlacklist = NO_BLACKLIST,
+        blacklist: NumberBlacklist | None = None,
         bindings: dict[str, PhoneTarget] | None = None,
     ) -> None:
         self.directory = directory
@@ -100,6 +100,7 @@ class World:
         self.load = Load()
         self.pool = AccountPool()
         self.blacklist = blacklist
+        self.dyn: DynamicCheck | None = None
         self.board = Switchboard(
             directory,
             self.load,
@@ -118,8 +119,9 @@ class World:
         kw.setdefault("protocol", "sip")
         arrival = Arrival(f"c{self.count}", caller=caller, callee=callee, **kw)
         outcome = admit(
-            arrival, self.settings, self.directory, self.load, self.pool, now_ms, self.blacklist
-        )
+            arrival, self.settings, self.directory, self.load, self.pool, now_ms, self.blacklist,
+            self.dyn,
+        )  # fmt: skip
         if isinstance(outcome, Challenge):
             return None, [outcome]
         if isinstance(outcome, Admit):

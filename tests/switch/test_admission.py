@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import attrs
 import pytest
 from attrs import frozen
 
@@ -11,16 +12,16 @@ from tests.switch.fakes import CUSTOMER_IP, default_directory, mapping, snapshot
 from vos3k.billing.accounts import AccountPool
 from vos3k.cdr.policy import NumberClass
 from vos3k.cdr.record import BillingMode, CalleeBilling
-from vos3k.store.models import Account, Phone
+from vos3k.store.models import Account, BlacklistEntry, Phone
 from vos3k.switch.admission import (
     Admit,
     Arrival,
     Challenge,
-    NumberBlacklist,
     Reject,
     admit,
     call_settings,
 )
+from vos3k.switch.guard import StaticBlacklist
 from vos3k.switch.router import Load
 
 D = Decimal
@@ -50,9 +51,23 @@ def test_mapping_gateway_call_rated_and_reserved():
     assert pool.reservation("c1") == D("0.06")
 
 
-def test_protocol_must_match_the_mapping_gateway():
-    outcome = run(default_directory(customer=mapping(protocol="h323")))
-    assert isinstance(outcome, Reject) and outcome.reason == 17
+@pytest.mark.parametrize(
+    ("gateway_protocol", "arrival_protocol", "expected"),
+    [
+        # INTERFACE §6: not from a gateway of its protocol and not a phone: illegal
+        pytest.param("h323", "sip", "reject-17", id="INTERFACE-6-sip-stranger-illegal"),
+        pytest.param("sip", "h323", "reject-17", id="INTERFACE-6-h323-illegal"),
+    ],
+)
+def test_protocol_must_match_the_mapping_gateway(gateway_protocol, arrival_protocol, expected):
+    source = {"source_ip": CUSTOMER_IP, "caller": "8613800138000", "callee": "4412345678"}
+    arrival = Arrival("c1", source_port=5060, protocol=arrival_protocol, **source)
+    directory = default_directory(customer=mapping(protocol=gateway_protocol))
+    outcome = admit(arrival, call_settings(snapshot()), directory, Load(), AccountPool(), T0)
+    if expected == "challenge":
+        assert outcome == Challenge("")
+    else:
+        assert isinstance(outcome, Reject) and outcome.reason == 17
 
 
 @pytest.mark.parametrize(
@@ -61,7 +76,10 @@ def test_protocol_must_match_the_mapping_gateway():
         pytest.param({}, ("challenge", None), id="INTERFACE-6-407"),
         pytest.param({"authenticated": "1001"}, ("admit", None), id="INTERFACE-6-digest-ok"),
         pytest.param({"auth_failed": True}, ("reject", 16), id="INTERFACE-6-digest-wrong"),
-        pytest.param({"from_user": "999"}, ("reject", 17), id="INTERFACE-6-illegal"),
+        pytest.param({"from_user": "999"}, ("reject", 17), id="INTERFACE-6-unknown-403"),
+        pytest.param(
+            {"from_user": "999", "auth_failed": True}, ("reject", 17), id="INTERFACE-6-illegal"
+        ),
     ],
 )
 def test_who_is_calling_phone(kw, expected):
@@ -70,7 +88,7 @@ def test_who_is_calling_phone(kw, expected):
     outcome = run(directory, source_ip="192.0.2.5", **kw)
     kind, reason = expected
     if kind == "challenge":
-        assert outcome == Challenge("1001")
+        assert outcome == Challenge(kw["from_user"])
     elif kind == "admit":
         assert isinstance(outcome, Admit) and outcome.context.billing_mode is BillingMode.PHONE
     else:
@@ -143,21 +161,66 @@ def test_allow_deny(gateway_kw, admitted):
         assert isinstance(outcome, Reject) and (outcome.reason, outcome.sip_code) == (25, 403)
 
 
+def _static(*entries):
+    return StaticBlacklist.compile(entries, T0)
+
+
+@pytest.mark.parametrize(
+    ("blacklist", "blacklisted"),
+    [
+        pytest.param(_static(BlacklistEntry("4412*", "callee")), True, id="SPEC-3-4-callee"),
+        pytest.param(_static(BlacklistEntry("86138*", "caller")), True, id="SPEC-3-4-caller"),
+        pytest.param(_static(BlacklistEntry("4412*", "caller")), False, id="SPEC-2-dir"),
+        pytest.param(
+            _static(BlacklistEntry("4412*", "callee", expires_ms=T0)), False, id="SPEC-2-expired"
+        ),
+        pytest.param(_static(BlacklistEntry("203.0.113.0/24")), False, id="SPEC-3-1-ip-not-here"),
+        pytest.param(
+            _static(BlacklistEntry("8613800138000", kind="auth")), False, id="SPEC-10-auth-not-here"
+        ),
+    ],
+)
+def test_static_number_blacklist_is_reason_20(blacklist, blacklisted):
+    arrival = Arrival("c1", CUSTOMER_IP, 5060, "sip", "8613800138000", "4412345678")
+    outcome = admit(
+        arrival, call_settings(snapshot()), default_directory(), Load(), AccountPool(), T0,
+        blacklist,
+    )  # fmt: skip
+    if blacklisted:
+        assert isinstance(outcome, Reject) and (outcome.reason, outcome.sip_code) == (20, 403)
+    else:
+        assert isinstance(outcome, Admit)
+
+
 @frozen
-class Entry:
-    value: str
-    dir: str = "both"
-    kind: str = "static"
+class FakeDyn:
+    """A DynamicCheck that bans one (caller, callee) pair and records what it was asked."""
+
+    banned_pair: tuple[str, str]
+    asked: list = attrs.field(factory=list)
+
+    def banned(self, ctx, snap, now_ms):
+        self.asked.append((ctx.caller_e164, ctx.callee_e164, now_ms))
+        return "ban" if (ctx.caller_e164, ctx.callee_e164) == self.banned_pair else None
 
 
-def test_blacklist_from_entries():
-    blacklist = NumberBlacklist.from_entries(
-        [
-            Entry("4412*", "callee"),
-            Entry("10.0.0.0/8"),
-            Entry("999", kind="auth"),
-            Entry("555", "caller"),
-        ]
+@pytest.mark.parametrize(
+    ("pair", "banned"),
+    [
+        pytest.param(("8613800138000", "004412345678"), True, id="SPEC-10-dynamic-ban-20"),
+        pytest.param(("8613800138000", "1"), False, id="SPEC-10-not-banned"),
+    ],
+)
+def test_dynamic_blacklist_is_asked_at_step_4_with_unrewritten_numbers(pair, banned):
+    dyn = FakeDyn(pair)
+    arrival = Arrival("c1", CUSTOMER_IP, 5060, "sip", "8613800138000", "004412345678")
+    directory = default_directory(customer=mapping(callee_prefix_rewrite="00*:*"))
+    outcome = admit(
+        arrival, call_settings(snapshot()), directory, Load(), AccountPool(), T0, None, dyn
     )
-    assert blacklist.callees.matches("4412345") and not blacklist.callers.matches("4412345")
-    assert blacklist.callers.matches("555") and not blacklist.callers.matches("999")
+    # Step 4 sees the cleaned access numbers; the 00 strip is step 5's.
+    assert dyn.asked == [("8613800138000", "004412345678", T0)]
+    if banned:
+        assert isinstance(outcome, Reject) and (outcome.reason, outcome.sip_code) == (20, 403)
+    else:
+        assert isinstance(outcome, Admit)

@@ -8,8 +8,7 @@ import pytest
 
 from tests.switch.fakes import World, default_directory, mapping, snapshot, vendor
 from vos3k.cdr.record import BillingMode
-from vos3k.store.models import Account, Phone, Rate
-from vos3k.switch.admission import NumberBlacklist
+from vos3k.store.models import Account, BlacklistEntry, Phone, Rate
 from vos3k.switch.call import (
     Answer,
     Cancel,
@@ -28,6 +27,7 @@ from vos3k.switch.call import (
     ToCallee,
     ToCaller,
 )
+from vos3k.switch.guard import StaticBlacklist
 from vos3k.switch.legs import (
     Answered,
     Ending,
@@ -347,7 +347,9 @@ def test_vendor_line_limit_skips_to_the_next():
 )
 def test_unknown_source_is_illegal(record, expect_cdr):
     w = world(VF1, snap=snapshot(SERVER_BILLING_RECORD_ILLEGAL_CALL=record))
-    _, effects = w.arrive(T0, source_ip="192.0.2.99")
+    # SPEC §10: a stranger without credentials is challenged first; one whose digest
+    # failed (an unknown user's always does) is the illegal call
+    _, effects = w.arrive(T0, source_ip="192.0.2.99", auth_failed=True)
     ending = Ending(EndReason.UNAUTHORIZED_IP, 403, 21)
     if expect_cdr:
         cdr, then = ended(effects)
@@ -476,12 +478,7 @@ def test_blacklisted_caller():
 
 
 def _blacklist(value):
-    class Entry:
-        kind, dir = "static", "caller"
-
-    entry = Entry()
-    entry.value = value
-    return NumberBlacklist.from_entries([entry])
+    return StaticBlacklist.compile([BlacklistEntry(value, "caller")], T0)
 
 
 def test_cps_limit():

@@ -225,7 +225,8 @@ def test_refused_call_gets_its_403_after_the_commit(rig):
     calls = rig.calls
     log = rig.log
     caller = FakeLeg("caller", log)
-    accepted = engine.incoming(caller, arrival(source_ip="192.0.2.1"))
+    # an unknown user's digest failed (SPEC §10: strangers are challenged first)
+    accepted = engine.incoming(caller, arrival(source_ip="192.0.2.1", auth_failed=True))
     assert isinstance(accepted, Accepted) and log == []
     writer.commit()
     assert log == [("caller", "hang_up", Ending(EndReason.UNAUTHORIZED_IP, 403, 21))]

@@ -1,4 +1,4 @@
-"""SPEC §4 routing rules and SPEC §12 media proxy decision, one table row per rule."""
+"""SPEC §4 routing rules, one table row per rule (SPEC §12 media: tests/media/test_policy.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pytest
 from tests.switch.fakes import default_directory, vendor
 from vos3k.billing.accounts import AccountPool
 from vos3k.store.models import Account, Rate
-from vos3k.switch.legs import Media
 from vos3k.switch.reasons import EndDirection, EndReason
 from vos3k.switch.router import (
     AttemptOutcome,
@@ -19,8 +18,6 @@ from vos3k.switch.router import (
     Timer,
     candidate_groups,
     failover,
-    looks_natted,
-    media_proxied,
     numbers_to_gateway,
 )
 
@@ -370,33 +367,3 @@ def test_failover_needs_an_outcome():
 def test_numbers_to_gateway():
     gateway = vendor("V", "x", callee_prefix_rewrite="44*:0044*", caller_prefix_rewrite="*:9*")
     assert numbers_to_gateway(gateway, "861", "4412") == ("9861", "004412")
-
-
-@pytest.mark.parametrize(
-    ("caller_mode", "callee_mode", "default", "natted", "proxied"),
-    [
-        pytest.param("must_on", "off", "off", False, True, id="SPEC-12-must-on-wins"),
-        pytest.param("off", "on", "on", True, False, id="SPEC-12-off-beats-on"),
-        pytest.param("on", "auto", "off", False, True, id="SPEC-12-on"),
-        pytest.param("auto", "auto", "on", True, True, id="SPEC-12-auto-nat"),
-        pytest.param("auto", "auto", "on", False, False, id="SPEC-12-auto-direct"),
-        pytest.param("default", "default", "on", False, True, id="SPEC-12-default-mode"),
-    ],
-)
-def test_media_proxy(caller_mode, callee_mode, default, natted, proxied):
-    a = vendor("A", "x", media_proxy=caller_mode)
-    b = vendor("B", "x", media_proxy=callee_mode)
-    assert media_proxied(a, b, default, natted) is proxied
-
-
-@pytest.mark.parametrize(
-    ("address", "source", "natted"),
-    [
-        pytest.param("10.0.0.5", "10.0.0.5", True, id="private"),
-        pytest.param("198.51.100.1", "203.0.113.1", True, id="differs"),
-        pytest.param("8.8.8.8", "8.8.8.8", False, id="same-public"),
-        pytest.param("", "203.0.113.1", False, id="no-address"),
-    ],
-)
-def test_looks_natted(address, source, natted):
-    assert looks_natted(Media(address=address), source) is natted

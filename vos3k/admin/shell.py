@@ -253,6 +253,9 @@ class Session:
     source: str
     interactive: bool = False
     progress: Callable[[str], None] | None = None
+    # The interactive terminal itself (ShellTerminal), for commands that keep writing
+    # after they return (`trace on`): notify(text), backlog() and on_close(callback).
+    console: Any = None
     # Drives a long job's generator between reactor turns (tests drive it at once).
     run_steps: Callable[[Iterator[Any]], defer.Deferred] = _cooperate
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,7 @@ class ShellTerminal(HistoricRecvLine):
         self.running: defer.Deferred | None = None
         self._progress_shown = False
         self._history = history_path(service.settings.data_dir, user)
+        self._on_close: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------ set-up
 
@@ -87,8 +89,50 @@ class ShellTerminal(HistoricRecvLine):
 
     def session(self) -> Session:
         return Session(
-            self.service, self.user, self.source or "", interactive=True, progress=self.progress
+            self.service,
+            self.user,
+            self.source or "",
+            interactive=True,
+            progress=self.progress,
+            console=self,
         )
+
+    # ------------------------------------------------------------ the console API
+
+    def notify(self, text: str) -> None:
+        """Show text that arrives between commands (`trace`) above the line being typed.
+
+        The prompt and the half-typed line are drawn again below it, cursor in place, so
+        the line editor's state and the screen still agree.
+        """
+        if self.terminal is None:
+            return
+        self.terminal.write(b"\r")
+        self.terminal.eraseLine()
+        self._progress_shown = False
+        self.terminal.write(text.encode("utf-8"))
+        if self.running is None:
+            self.terminal.write(self.ps[self.pn] + b"".join(self.lineBuffer))
+            back = len(self.lineBuffer) - self.lineBufferIndex
+            if back:
+                self.terminal.cursorBackward(back)
+
+    def backlog(self) -> int:
+        """Bytes written to this terminal but not sent yet (SSH window, TCP buffer)."""
+        return _unsent(getattr(self.terminal, "transport", None))
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Run `callback` when the session ends (a trace stops with its terminal)."""
+        self._on_close.append(callback)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        callbacks, self._on_close = self._on_close, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                self.log.failure("session close callback failed")
+        super().connectionLost(reason)
 
     # ------------------------------------------------------------ lines
 
@@ -186,6 +230,22 @@ class ShellTerminal(HistoricRecvLine):
         back = len(self.lineBuffer) - self.lineBufferIndex
         if back:
             self.terminal.cursorBackward(back)
+
+
+def _unsent(transport: Any) -> int:
+    """Walk down the transports to the one that buffers: an SSH channel's window
+    backlog, or a TCP socket's write buffer (Telnet)."""
+    for _ in range(5):
+        if transport is None:
+            return 0
+        channel = getattr(transport, "session", None)
+        if channel is not None and hasattr(channel, "buf"):
+            return len(channel.buf or b"")
+        buffered = getattr(transport, "dataBuffer", None)
+        if isinstance(buffered, bytes):
+            return len(buffered) + int(getattr(transport, "_tempDataLen", 0))
+        transport = getattr(transport, "transport", None)
+    return 0
 
 
 def _peer_of(terminal: Any) -> str:

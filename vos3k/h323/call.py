@@ -345,6 +345,22 @@ class DigitReceived:
 
 
 @frozen
+class MediaFailed:
+    """H.245 did not bring media up within SS_H323_TIMEOUT_H245 of Connect: the call was
+    released with `cause`; the switch ends it as reason 15, direction 2 (SPEC §8)."""
+
+    cause: int
+
+
+@frozen
+class PeerMedia:
+    """An incoming slow-start call's H.245 named where the caller receives RTP (our
+    channel to it opened after Connect, H.323 §8.3): the leg points the proxy there."""
+
+    media: Media
+
+
+@frozen
 class Dropped:
     input: Input
     state: State
@@ -359,6 +375,8 @@ Effect = (
     | CallArrived
     | Report
     | DigitReceived
+    | MediaFailed
+    | PeerMedia
     | Dropped
 )
 
@@ -794,7 +812,10 @@ class H323Call:
 
     def _do_report_media_failure(self, event: TimerFired) -> None:
         # SPEC §8 reason 15 (H.245 not up in SS_H323_TIMEOUT_H245), cause 41.
-        self._report_lost(CAUSE_TEMPORARY_FAILURE)
+        if not self.answered:
+            self._report_lost(CAUSE_TEMPORARY_FAILURE)  # a slow-start vendor: the attempt failed
+            return
+        self._out.append(MediaFailed(CAUSE_TEMPORARY_FAILURE))
 
     def _do_send_release(self, event: Release) -> None:
         self._release(event.cause)
@@ -885,6 +906,8 @@ class H323Call:
                     self.h245_out.append(h245.encode(message))
                 case h245.MediaUp():
                     self.remote_media = media.to_media(effect.remote_rtp, (effect.codec,))
+                    if not self.outgoing:
+                        self._out.append(PeerMedia(self.remote_media))
                     if self.answer_pending and self.state is not State.RELEASED:
                         self.answer_pending = False
                         self.answered = True
@@ -938,7 +961,12 @@ class H323Call:
         self._send(MessageType.FACILITY, info)
 
     def _do_send_digit(self, event: SendDigit) -> None:
-        if self.session is None or self.session.state is not h245.State.ACTIVE:
+        # H.245 §6: UserInputIndication needs a control channel, not capability exchange;
+        # with fast start that channel is the tunnel (h245Control of a Facility).
+        if self.tunnelling:
+            self._ensure_session()
+        carried = self.tunnelling or self.h245_connected
+        if self.session is None or self.session.state is h245.State.ENDED or not carried:
             self.dropped += 1  # no H.245 to carry it (fast start without tunnelling)
             return
         self._h245(h245.SendDigit(event.digit, event.duration_ms))

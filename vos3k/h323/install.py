@@ -49,6 +49,7 @@ def install_h323(service: Any) -> H323Service:
     settings = service.settings
     params = service.params
     engine = getattr(service, "engine", None)
+    media = getattr(service, "media", None)  # the RTP proxy, when installed (SPEC §12)
     h323 = H323Service(reactor)
     counters = h323.counters
     host = _advertised_host(settings)
@@ -70,11 +71,19 @@ def install_h323(service: Any) -> H323Service:
             call_identifier=guid, conference_id=conference, h245_sdn=sdn,
         )  # fmt: skip
         driver = CallDriver(reactor, incoming, counters)
-        H323CallerLeg(engine, driver, (peer_host, peer_port))
+        H323CallerLeg(engine, driver, (peer_host, peer_port), media)
         return driver
 
+    def locate_endpoint(name: str) -> TransportAddress | None:
+        # Routing gateways with ip=dynamic reach the endpoint registered as `name`.
+        endpoint = keeper.locate(name)
+        return None if endpoint is None else endpoint.signal_address
+
     if engine is not None:
-        factory = H323LegFactory(reactor, lambda: call_settings(True), counters, lambda: signal)
+        factory = H323LegFactory(
+            reactor, lambda: call_settings(True), counters, lambda: signal, media,
+            engine.release, locate_endpoint,
+        )  # fmt: skip
         engine.add_leg_factory("h323", factory)
 
     if settings.h323_listen is not None:

@@ -27,7 +27,7 @@ from vos3k.h323.h225 import (
     encode_olc,
     parse_olc,
 )
-from vos3k.sip.sdp import SdpError, parse_sdp
+from vos3k.sip.sdp import SdpError, parse_sdp, rewrite_sdp
 from vos3k.switch.legs import Media
 
 # SPEC §11: the four codecs and their static RTP payload types (RFC 3551 Table 4).
@@ -88,6 +88,25 @@ def to_media(
         codecs=tuple(ENCODING_NAMES[c] for c in known),
         direction=direction,
     )
+
+
+def slow_start_offer(caller_host: str) -> Media:
+    """The offer for a caller without fast start (SPEC §11, H.323 §8.3): vos3k's own
+    TerminalCapabilitySet codecs, at the caller's host with the discard port 9 until H.245
+    names its real receive address (the proxy then points there; latching also finds it)."""
+    return to_media(TransportAddress(caller_host, 9), ALL_CODECS)
+
+
+def proxied(description: Media, rtp: tuple[str, int]) -> Media:
+    """`description` with its address and first audio port replaced by the RTP proxy's
+    (SPEC §12); other streams are refused with port 0 as the SIP side does."""
+    sdp = parse_sdp(description.body)
+    if isinstance(sdp, SdpError) or not sdp.media:
+        return description
+    host, port = rtp
+    ports = [port] + [0] * (len(sdp.media) - 1)
+    body = rewrite_sdp(sdp, address=host, ports=ports, origin_address=host)
+    return evolve(description, body=body, address=host, port=port)
 
 
 def from_media(media: Media | None) -> Offer | Malformed:

@@ -26,6 +26,8 @@ from twisted.logger import Logger
 from vos3k.h323 import call as core
 from vos3k.h323 import gk, q931, ras, tpkt
 from vos3k.h323.h225 import TransportAddress
+from vos3k.trace import HUB as TRACE
+from vos3k.trace import Direction as TraceDirection
 
 log = Logger()
 
@@ -58,6 +60,10 @@ class CallListener(Protocol):
 
     def digit(self, event: core.DigitReceived) -> None: ...
 
+    def media_failed(self, event: core.MediaFailed) -> None: ...
+
+    def peer_media(self, event: core.PeerMedia) -> None: ...
+
 
 class CallDriver:
     """One H323Call and its connections (call signalling, maybe H.245)."""
@@ -77,6 +83,7 @@ class CallDriver:
         self.h245: protocol.Protocol | None = None
         self.h245_port: Any = None
         self.pending: list[bytes] = []  # framed Q.931 written once connected
+        self.remote = ("", 0)  # where an outgoing call connects (for the trace)
         self.h245_pending: list[bytes] = []
         self.closed = False
         self._timer: IDelayedCall | None = None
@@ -127,6 +134,8 @@ class CallDriver:
             match effect:
                 case core.SendQ931(data=data):
                     self.counters["sent"] += 1
+                    if TRACE.active:  # issue 11: an admin's `trace on`
+                        self._trace(data)
                     self._write(tpkt.encode(data))
                 case core.SendH245(data=data):
                     framed = tpkt.encode(data)
@@ -151,8 +160,21 @@ class CallDriver:
                 case core.DigitReceived():
                     if self.listener is not None:
                         self.listener.digit(effect)
+                case core.MediaFailed():
+                    if self.listener is not None:
+                        self.listener.media_failed(effect)
+                case core.PeerMedia():
+                    if self.listener is not None:
+                        self.listener.peer_media(effect)
                 case core.Dropped():
                     self.counters["dropped"] += 1
+
+    def _trace(self, data: bytes) -> None:
+        host, port = self.remote
+        if self.signalling is not None and self.signalling.transport is not None:
+            peer = self.signalling.transport.getPeer()
+            host, port = peer.host, peer.port
+        TRACE.q931(TraceDirection.OUT, data, host, port, self.now_ms())
 
     def _write(self, data: bytes) -> None:
         if self.signalling is not None and self.signalling.transport is not None:
@@ -241,6 +263,9 @@ class SignallingConnection(_Framed):
         message = q931.parse(packet)
         if isinstance(message, q931.Malformed):
             counters["malformed"] += 1
+        if TRACE.active:
+            peer = self.transport.getPeer()
+            TRACE.q931(TraceDirection.IN, message, peer.host, peer.port, self.driver.now_ms())
         self.driver.handle(core.MessageReceived(message))
 
     def connectionLost(self, reason: Any = None) -> None:
@@ -301,6 +326,7 @@ class SignallingFactory(protocol.ServerFactory):
 
 def connect_call(reactor: Any, driver: CallDriver, host: str, port: int) -> None:
     """Open the call-signalling connection of an outgoing call."""
+    driver.remote = (host, port)
     reactor.connectTCP(host, port, _OutgoingFactory(driver), timeout=10)
 
 
@@ -335,6 +361,8 @@ class RasProtocol(protocol.DatagramProtocol):
         self.counters["ras_received"] += 1
         try:
             message = ras.parse(data)
+            if TRACE.active:
+                TRACE.ras(TraceDirection.IN, message, addr[0], addr[1], self._now())
             if isinstance(message, ras.Malformed):
                 self.counters["ras_malformed"] += 1
             self.refresh(self.keeper)
@@ -351,6 +379,9 @@ class RasProtocol(protocol.DatagramProtocol):
     def _perform(self, effects: list[Any]) -> None:
         for effect in effects:
             if isinstance(effect, gk.SendRas) and self.transport is not None:
+                if TRACE.active:
+                    to = effect.to
+                    TRACE.ras(TraceDirection.OUT, effect.message, to.host, to.port, self._now())
                 self.counters["ras_sent"] += 1
                 self.transport.write(ras.encode(effect.message), (effect.to.host, effect.to.port))
             elif isinstance(effect, gk.Registered | gk.Unregistered):

@@ -23,12 +23,15 @@ __all__ = ["OTHER", "Leg", "MediaManager", "MediaSession", "PortsExhausted", "in
 
 Address = tuple[str, int]
 TimeoutCallback = Callable[["MediaSession", Leg], object]
+FirstRtpCallback = Callable[[], object]
 
 # A pair that cannot be bound (another program holds a port) goes back to the pool and
 # the next one is tried; after this many failures the call is refused as exhausted.
 BIND_ATTEMPTS = 8
 # The media watchdog's period: a timeout fires between T and T + 1 s after the last RTP.
 WATCHDOG_PERIOD_S = 1.0
+
+log = Logger()
 
 
 @define(slots=True, eq=False)
@@ -91,13 +94,16 @@ class _RtcpRelay(DatagramProtocol):
 
 
 class _RtpRelay(DatagramProtocol):
-    """As _RtcpRelay, feeding the leg's RTP statistics instead of plain counters."""
+    """As _RtcpRelay, feeding the leg's RTP statistics instead of plain counters.
+
+    `first`, when armed, is called once on the next accepted packet (MediaStarted)."""
 
     def __init__(self, here: _Side, there: _Side, stats: StreamStats, seconds):
         self.here = here
         self.there = there
         self.stats = stats
         self.seconds = seconds
+        self.first: FirstRtpCallback | None = None
 
     def datagramReceived(self, data: bytes, addr: Address) -> None:
         here = self.here
@@ -105,12 +111,21 @@ class _RtpRelay(DatagramProtocol):
             if not here.latch(addr):
                 return
         self.stats.packet(data, int(self.seconds() * 1_000_000))
+        if self.first is not None:
+            self._started()
         there = self.there
         if there.dest is not None:
             try:
                 there.send(data, there.dest)
             except OSError:
                 there.send_errors += 1
+
+    def _started(self) -> None:
+        callback, self.first = self.first, None
+        try:
+            callback()
+        except Exception:
+            log.failure("first-RTP callback failed")
 
 
 @define(slots=True, eq=False)
@@ -121,6 +136,7 @@ class _LegMedia:
     rtp: _Side
     rtcp: _Side
     stats: StreamStats
+    relay: _RtpRelay
     sends: bool = False  # per its SDP direction (SPEC §12); unknown until set_remote
     seen: int = 0  # stats.packets at the last watchdog look
     active_at: float = 0.0
@@ -176,6 +192,13 @@ class MediaSession:
             media.seen = media.stats.packets
         media.sends = sends
 
+    def on_first_rtp(self, leg: Leg, callback: FirstRtpCallback) -> None:
+        """Call `callback()` once, on the next RTP packet from `leg`'s endpoint: the
+        vendor's first RTP stops the hunt (SS_GATEWAY_SWITCH_STOP_AFTER_RTP_START, SPEC
+        §4). Re-arming replaces the callback; packets before arming do not count."""
+        if not self.closed:
+            self.legs[leg].relay.first = callback
+
     def watch(self, legs: frozenset[Leg]) -> None:
         """The legs whose RTP the timeout checks (policy.watched_legs of media_check)."""
         self.watched = frozenset(legs)
@@ -210,6 +233,7 @@ class MediaSession:
         callback, self._on_timeout = self._on_timeout, None
         self.timed_out = leg
         self.manager._unwatch(self)
+        self.manager.timeouts_total += 1
         self.log.info(
             "call {call_id}: no RTP from leg {leg} for {timeout_s} s",
             call_id=self.call_id,
@@ -267,6 +291,16 @@ def _sender(port: Any) -> Callable[[bytes, Address], int]:
     return sock.sendto if sock is not None else port.write
 
 
+# `stats` totals, summed over the RTP of both legs (closed sessions kept in `_past`).
+_TOTALS = ("packets", "bytes", "lost", "dropped")
+
+
+def _figure(media: _LegMedia, key: str) -> int:
+    if key == "dropped":
+        return media.rtp.dropped + media.rtcp.dropped
+    return getattr(media.stats, key)
+
+
 @define(eq=False)
 class MediaManager:
     """Owns the port allocator, the live sessions and the one media-watchdog timer.
@@ -284,6 +318,9 @@ class MediaManager:
     sessions: dict[str, MediaSession] = field(init=False, factory=dict)
     _watching: set[MediaSession] = field(init=False, factory=set)
     _watchdog: LoopingCall | None = field(init=False, default=None)
+    sessions_total: int = field(init=False, default=0)
+    timeouts_total: int = field(init=False, default=0)
+    _past: dict[str, int] = field(init=False, factory=lambda: dict.fromkeys(_TOTALS, 0))
     log = Logger()
 
     def __attrs_post_init__(self) -> None:
@@ -314,25 +351,36 @@ class MediaManager:
             far_rtp, far_rtcp = sides[OTHER[leg]]
             stats = StreamStats()
             bound = self._bind(
-                _RtpRelay(rtp, far_rtp, stats, seconds), _RtcpRelay(rtcp, far_rtcp), tos
+                lambda: _RtpRelay(rtp, far_rtp, stats, seconds),  # noqa: B023 (called now)
+                lambda: _RtcpRelay(rtcp, far_rtcp),  # noqa: B023
+                tos,
             )
             if isinstance(bound, PortsExhausted):
                 self._unbind(session)
                 return bound
-            pair, rtp.port, rtcp.port = bound
+            pair, rtp.port, rtcp.port, relay = bound
             rtp.send, rtcp.send = _sender(rtp.port), _sender(rtcp.port)
-            session.legs[leg] = _LegMedia(pair, rtp, rtcp, stats)
+            session.legs[leg] = _LegMedia(pair, rtp, rtcp, stats, relay)
         self.sessions[call_id] = session
+        self.sessions_total += 1
         return session
 
-    def _bind(self, rtp: DatagramProtocol, rtcp: DatagramProtocol, tos: int):
+    def _bind(
+        self,
+        make_rtp: Callable[[], DatagramProtocol],
+        make_rtcp: Callable[[], DatagramProtocol],
+        tos: int,
+    ):
+        """Bind the next free pair; fresh protocols per try, since a protocol object whose
+        port failed keeps that transport until the reactor's next turn."""
         for _ in range(BIND_ATTEMPTS):
             pair = self.allocator.allocate()
             if isinstance(pair, PortsExhausted):
                 return pair
             bound = []
+            rtp = make_rtp()
             try:
-                for number, protocol in ((pair.rtp, rtp), (pair.rtcp, rtcp)):
+                for number, protocol in ((pair.rtp, rtp), (pair.rtcp, make_rtcp())):
                     bound.append(self.reactor.listenUDP(number, protocol, interface=self.media_ip))
             except CannotListenError:
                 for port in bound:
@@ -341,11 +389,12 @@ class MediaManager:
                 continue
             for port in bound:
                 _set_tos(port, tos)
-            return (pair, *bound)
+            return (pair, *bound, rtp)
         return PortsExhausted(self.allocator.low, self.allocator.high, self.allocator.pairs_in_use)
 
     def _unbind(self, session: MediaSession) -> None:
         for media in session.legs.values():
+            media.relay.first = None
             for side in (media.rtp, media.rtcp):
                 side.port.stopListening()
                 side.send = None
@@ -353,6 +402,9 @@ class MediaManager:
             self.allocator.release(media.pair)
 
     def _closed(self, session: MediaSession) -> None:
+        for media in session.legs.values():
+            for key in _TOTALS:
+                self._past[key] += _figure(media, key)
         self._unwatch(session)
         self._unbind(session)
         if self.sessions.get(session.call_id) is session:
@@ -360,6 +412,33 @@ class MediaManager:
 
     def session(self, call_id: str) -> MediaSession | None:
         return self.sessions.get(call_id)
+
+    def release(self, call_id: str) -> None:
+        """The call ended (any protocol, any path): close its session if it has one."""
+        session = self.sessions.get(call_id)
+        if session is not None:
+            session.close()
+
+    def call_stats(self, call_id: str) -> dict[str, Any] | None:
+        """A proxied call's per-direction figures (`call show`, the CDR's extra), or
+        None when the call's media is not proxied (or already released)."""
+        session = self.sessions.get(call_id)
+        return None if session is None else session.stats()
+
+    def counters(self) -> dict[str, int]:
+        """Global figures for `stats`: open sessions and, since start, sessions, media
+        timeouts, and RTP packets/bytes/lost plus dropped packets over all sessions."""
+        totals = dict(self._past)
+        for session in self.sessions.values():
+            for media in session.legs.values():
+                for key in _TOTALS:
+                    totals[key] += _figure(media, key)
+        return {
+            "rtp_sessions": len(self.sessions),
+            "rtp_sessions_total": self.sessions_total,
+            "rtp_media_timeouts_total": self.timeouts_total,
+            **{f"rtp_{key}_total": value for key, value in totals.items()},
+        }
 
     def set_tos(self, tos: int) -> None:
         """SS_QOS_RTP changed (live=now): re-mark every open socket."""
@@ -403,6 +482,8 @@ def install_media(service: Any) -> MediaManager:
     )
     service.media = manager
     service.gauges["rtp_ports_in_use"] = lambda: manager.ports_in_use
+    for key in manager.counters():
+        service.gauges[key] = lambda key=key: manager.counters()[key]
 
     def on_param(param, old, new) -> None:
         if param.name == "SS_QOS_RTP":

@@ -13,11 +13,24 @@ failover, timers, billing and the CDR are the engine's (switch/).  It translates
 Media: when `Setup.proxy_media` is set, the callee leg opens (or reuses) the call's
 `MediaSession` and rewrites each SDP it relays so that both sides send RTP to the proxy
 (SPEC.md §12): side A faces the caller, side B the vendor.  Only the first audio stream
-is proxied; further m= lines are refused with port 0 (RFC 3264 §6).
+is proxied; further m= lines are refused with port 0 (RFC 3264 §6).  Each attempt arms the
+session's first-RTP callback on side B (`MediaStarted`, SPEC §4); at answer the caller
+leg arms the media timeout on the sides `Setup.media_watch` names, and silence there
+ends the call through `engine.release(call_id, 15)` (SPEC §12).
 
 In-dialog requests (re-INVITE, UPDATE, INFO) of an answered call are relayed to the other
 leg and the final answer relayed back; before answer they get 491 (re-INVITE, UPDATE) or
 200 (INFO).  PRACK gets 481: vos3k sends no reliable provisional responses.
+
+Session timers (RFC 4028, vos3k/sip/timers.py): each leg negotiates its own (the caller
+leg as UAS, 422 below Min-SE; the callee leg offers SS_SIP_SESSION_TTL as UAC); a leg
+without one is probed with a re-INVITE every SS_SIP_NO_TIMER_REINVITE_INTERVAL s.  A
+relayed 2xx re-INVITE/UPDATE refreshes both legs; a lost refresh (408, 481, none) or
+an expired session ends the call through `engine.release(call_id, 14)`.
+
+P-Asserted-Identity/Privacy (RFC 3325/3323): the caller number comes from PAI; when
+the customer is a mapping gateway (trusted), the vendor's INVITE asserts it in PAI and
+carries the customer's Privacy.  The gateway OPTIONS probe (probe.py) installs here.
 """
 
 from __future__ import annotations
@@ -40,28 +53,51 @@ from vos3k.sip.message import (
     build_response,
     parse_name_addr,
 )
+from vos3k.sip.probe import install_probe
 from vos3k.sip.sdp import SdpError, parse_sdp, rewrite_sdp
+from vos3k.sip.timers import (
+    LegSession,
+    Negotiated,
+    SessionKeeper,
+    TimerHeaders,
+    TooBrief,
+    negotiate_as_uac,
+    negotiate_as_uas,
+    offer_headers,
+    read_timer_headers,
+    request_headers,
+    response_headers,
+)
+from vos3k.sip.timers import Malformed as TimerMalformed
 from vos3k.sip.transaction import Address, TransactionKey, build_cancel, response_destination
 from vos3k.switch.admission import Arrival
 from vos3k.switch.call import PhoneTarget
 from vos3k.switch.engine import Accepted, Unavailable
 from vos3k.switch.legs import (
     Answered,
+    Dtmf,
     Ending,
     Failed,
     HungUp,
     Media,
+    MediaStarted,
     Proceeding,
     Progress,
     Ringing,
     Setup,
 )
+from vos3k.switch.reasons import EndReason
 
 SDP = "application/sdp"
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, PRACK, UPDATE, INFO"
 T1_S, T2_S = 0.5, 4.0  # RFC 3261 §13.3.1.4: 2xx retransmission until the ACK
 ACK_WAIT_S = 64 * T1_S
 RELAYED = frozenset({"INVITE", "UPDATE", "INFO"})
+DTMF_RELAY = "application/dtmf-relay"
+DTMF_DIGITS = frozenset("0123456789*#ABCD")
+MEDIA_TIMEOUT = EndReason.MEDIA_TIMEOUT  # SPEC §8 reason 15
+SESSION_TIMEOUT = EndReason.SESSION_TIMEOUT  # SPEC §8 reason 14 (RFC 4028, no-timer probe)
+ANONYMOUS_FROM = '"Anonymous" <sip:anonymous@anonymous.invalid>'  # RFC 3323 §4.1.1.3
 
 Report = Callable[[Any], None]
 
@@ -74,6 +110,21 @@ def user_of(value: str | None) -> str:
         return parse_name_addr(value).uri.user or ""
     except HeaderError:
         return ""
+
+
+def dtmf_of(body: bytes, content_type: str | None) -> Dtmf | None:
+    """The digit of an INFO application/dtmf-relay body ("Signal=5", "Duration=160")."""
+    if (content_type or "").split(";")[0].strip().lower() != DTMF_RELAY:
+        return None
+    fields = {}
+    for line in body.decode("ascii", "replace").splitlines():
+        name, _, value = line.partition("=")
+        fields[name.strip().lower()] = value.strip()
+    digit = fields.get("signal", "").upper()
+    if len(digit) != 1 or digit not in DTMF_DIGITS:
+        return None
+    duration = fields.get("duration", "")
+    return Dtmf(digit, int(duration) if duration.isdigit() and 0 < int(duration) < 60000 else 100)
 
 
 def media_of(body: bytes, content_type: str | None) -> Media | None:
@@ -119,6 +170,9 @@ class SipCallLayer:
         self.clients: dict[TransactionKey, Callable[[Response | None], None]] = {}
         self.callers: dict[str, SipCallerLeg] = {}  # switch call id -> caller leg
         self.by_call_id: dict[str, SipCalleeLeg] = {}  # our Call-ID -> callee leg
+        # the caller leg inside engine.incoming(): its first attempt is offered before
+        # attach() names it in `callers` (PAI/Privacy pass-through, SipCalleeLeg.offer)
+        self.arriving: SipCallerLeg | None = None
 
     # -- CallLayer ------------------------------------------------------------------
 
@@ -247,6 +301,10 @@ class SipCallLayer:
             return
         caller = user_of(pai) or from_user
         leg = SipCallerLeg(self, request, key, source)
+        refusal = leg.read_session_timer()  # RFC 4028 §9: 400 / 422 before admission
+        if refusal is not None:
+            self.endpoint.send_response(refusal, key)
+            return
         arrival = Arrival(
             call_id="",
             source_ip=source.host,
@@ -269,7 +327,11 @@ class SipCallLayer:
             else:  # a wrong digest, a suspended phone/IP, or someone else's credentials
                 arrival = attrs.evolve(arrival, auth_failed=True)
         self.invites[key] = leg
-        outcome = self.engine.incoming(leg, arrival)
+        self.arriving = leg
+        try:
+            outcome = self.engine.incoming(leg, arrival)
+        finally:
+            self.arriving = None
         if isinstance(outcome, Accepted):
             leg.attach(outcome.call_id, outcome.report)
         elif isinstance(outcome, Unavailable):
@@ -302,6 +364,8 @@ class _SipLeg:
         self.side = Side.A
         self.call_id = ""
         self.ended = False
+        self.keeper: SessionKeeper | None = None  # RFC 4028 timer or no-timer probe
+        self.local_sdp = b""  # the last SDP sent to this leg (a refresh re-INVITE's)
 
     # -- media rewriting ----------------------------------------------------------
 
@@ -345,11 +409,18 @@ class _SipLeg:
     def relay(self, request: Request, key: TransactionKey) -> None:
         peer = self.peer
         respond = self.layer.endpoint.send_response
+        if peer is None and request.method == "INFO" and not self.ended:
+            # No SIP peer (an H.323 leg): a dtmf-relay digit goes through the engine.
+            dtmf = dtmf_of(request.body, request.content_type())
+            if dtmf is not None:
+                self.report(dtmf)
         if peer is None or peer.dialog is None or peer.ended or self.ended:
             status = 200 if request.method == "INFO" else 491
             respond(build_response(request, status), key)
             return
         body, _ = self.incoming_sdp(request.body, request.content_type())
+        refresh = request.method != "INFO"  # RFC 4028 §10: any 2xx re-INVITE/UPDATE
+        timer = self.timer_for_refresh(request) if refresh else None
 
         def answered(response: Response | None) -> None:
             if response is None:
@@ -359,6 +430,11 @@ class _SipLeg:
                 return
             out_body, _ = peer.incoming_sdp(response.body, response.content_type())
             extra = (("Contact", self.local_contact()),) if request.method != "INFO" else ()
+            if refresh and response.status < 300:
+                extra += self.refreshed_as_uas(timer)
+                peer.refreshed_as_uac(response)
+                if out_body:
+                    self.local_sdp = out_body
             respond(
                 build_response(
                     request,
@@ -373,7 +449,8 @@ class _SipLeg:
             if request.method == "INVITE" and response.status < 300:
                 peer.ack_reinvite(response)
 
-        peer.send_in_dialog(request.method, body, request.content_type(), answered)
+        headers = peer.refresh_request_headers() if refresh else ()
+        peer.send_in_dialog(request.method, body, request.content_type(), answered, headers)
 
     def send_in_dialog(
         self,
@@ -381,6 +458,7 @@ class _SipLeg:
         body: bytes,
         content_type: str | None,
         handler: Callable[[Response | None], None] | None,
+        headers: tuple[tuple[str, str], ...] = (),
     ) -> None:
         if self.dialog is None or self.destination is None:
             if handler is not None:
@@ -389,9 +467,12 @@ class _SipLeg:
         self.dialog, request = self.dialog.new_request(
             method,
             self.layer.via(self.destination),
+            headers=headers,
             body=body,
             content_type=content_type if body else None,
         )
+        if body and (content_type or "").split(";")[0].strip().lower() == SDP:
+            self.local_sdp = body
         self._last_in_dialog = request
         self.layer.send(request, self.destination, handler)
 
@@ -402,8 +483,90 @@ class _SipLeg:
         ack = self.dialog.ack(request.cseq().number, self.layer.via(self.destination))
         self.layer.endpoint.send_stateless(ack, self.destination)
 
+    def send_dtmf(self, dtmf: Dtmf) -> None:
+        """A digit from the other (H.323) leg as INFO application/dtmf-relay (SPEC §11)."""
+        if self.dialog is None or self.ended:
+            return
+        body = f"Signal={dtmf.digit}\r\nDuration={dtmf.duration_ms}\r\n".encode("ascii")
+        self.send_in_dialog("INFO", body, DTMF_RELAY, None)
+
     def local_contact(self) -> str:
         return self.layer.contact(self.destination) if self.destination else ""
+
+    # -- session timers (RFC 4028) and the no-timer probe: vos3k/sip/timers.py ------
+
+    def start_session(self, timer: Negotiated | None, allows_update: bool) -> None:
+        """At answer: refresh (or expect refreshes of) this leg's session; without a
+        timer, probe it every SS_SIP_NO_TIMER_REINVITE_INTERVAL s (0 = off)."""
+        snap = self.layer.params.snapshot
+        now = int(self.layer.clock.seconds() * 1000)
+        if timer is not None:
+            segment = int(snap.sip_session_update_segment)
+            session = LegSession.with_timer(timer, segment, allows_update, now)
+        else:
+            session = LegSession.probing(int(snap.sip_no_timer_reinvite_interval_s), now)
+        if session is not None and not self.ended:
+            self.keeper = SessionKeeper(
+                session, self.layer.clock, self._send_refresh, self._session_expired
+            )
+
+    def stop_session(self) -> None:
+        if self.keeper is not None:
+            self.keeper.stop()
+            self.keeper = None
+
+    def _send_refresh(self, method: str, headers: tuple[tuple[str, str], ...], on_answer) -> None:
+        def answered(response: Response | None) -> None:
+            if response is not None and response.status < 200:
+                return
+            if response is not None and method == "INVITE" and response.status < 300:
+                self.ack_reinvite(response)
+                self.incoming_sdp(response.body, response.content_type())
+            on_answer(None if response is None else response.status)
+
+        # RFC 3264 §8: a refresh re-INVITE offers the unchanged session again
+        body = self.local_sdp if method == "INVITE" else b""
+        self.send_in_dialog(method, body, SDP if body else None, answered, headers)
+
+    def _session_expired(self) -> None:
+        if self.ended:
+            return
+        self.log.info("call {call_id}: session refresh failed", call_id=self.call_id)
+        self.layer.engine.release(self.call_id, SESSION_TIMEOUT)
+
+    def timer_for_refresh(self, request: Request) -> Negotiated | None:
+        """RFC 4028 §9 for a refresh this leg sent: the renegotiated timer, if any."""
+        if self.keeper is None or self.keeper.timer is None:
+            return None
+        headers = read_timer_headers(request)
+        if isinstance(headers, TimerMalformed):
+            return None
+        ttl = int(self.layer.params.snapshot.sip_session_ttl_s)
+        timer = negotiate_as_uas(headers, ttl)
+        return timer if isinstance(timer, Negotiated) else None
+
+    def refreshed_as_uas(self, timer: Negotiated | None) -> tuple[tuple[str, str], ...]:
+        """This leg's re-INVITE/UPDATE got our 2xx: restart; the 2xx's timer headers."""
+        if self.keeper is None:
+            return ()
+        self.keeper.peer_refreshed(timer)
+        return () if self.keeper.timer is None else response_headers(self.keeper.timer)
+
+    def refreshed_as_uac(self, response: Response) -> None:
+        """A re-INVITE/UPDATE we relayed to this leg got a 2xx: that refreshes it too."""
+        if self.keeper is None:
+            return
+        timer = None
+        if self.keeper.timer is not None:
+            headers = read_timer_headers(response)
+            if not isinstance(headers, TimerMalformed):
+                timer = negotiate_as_uac(headers, self.keeper.timer.interval_s)
+        self.keeper.peer_refreshed(timer)
+
+    def refresh_request_headers(self) -> tuple[tuple[str, str], ...]:
+        if self.keeper is None or self.keeper.timer is None:
+            return ()
+        return request_headers(self.keeper.timer)
 
     def send_bye(self, headers: tuple[tuple[str, str], ...] = ()) -> None:
         if self.dialog is None or self.destination is None:
@@ -444,6 +607,21 @@ class SipCallerLeg(_SipLeg):
         self.retransmit = None
         self.retransmit_interval = T1_S
         self.ack_deadline = None
+        self.offered_timer: Negotiated | None = None  # RFC 4028 §9, from the INVITE
+        self.allows_update = False
+
+    def read_session_timer(self) -> Response | None:
+        """The customer's Session-Expires/Min-SE/Supported (RFC 4028 §9): the error
+        response to send instead of taking the call (400, 422), else None."""
+        headers = read_timer_headers(self.invite)
+        if isinstance(headers, TimerMalformed):
+            return build_response(self.invite, 400, headers.reason, to_tag=self.tag)
+        timer = negotiate_as_uas(headers, int(self.layer.params.snapshot.sip_session_ttl_s))
+        if isinstance(timer, TooBrief):
+            extra = (("Min-SE", str(timer.min_se_s)),)
+            return build_response(self.invite, 422, to_tag=self.tag, headers=extra)
+        self.offered_timer, self.allows_update = timer, headers.allows_update
+        return None
 
     @staticmethod
     def _target(invite: Request, source: Address) -> Address:
@@ -486,10 +664,15 @@ class SipCallerLeg(_SipLeg):
             self.invite,
             200,
             to_tag=self.tag,
-            headers=(("Contact", self.local_contact()), ("Allow", ALLOW)),
+            headers=(
+                ("Contact", self.local_contact()),
+                ("Allow", ALLOW),
+                *(response_headers(self.offered_timer) if self.offered_timer else ()),
+            ),
             body=body,
             content_type=SDP if body else None,
         )
+        self.local_sdp = body
         dialog = Dialog.uas(self.invite, self.tag, self.local_contact())
         if isinstance(dialog, Dialog):
             self.dialog = attrs.evolve(dialog, state=DialogState.CONFIRMED)
@@ -498,6 +681,20 @@ class SipCallerLeg(_SipLeg):
         self.final(response)
         self.ok = response
         self._schedule_retransmit()
+        self._arm_media_timeout()
+        self.start_session(self.offered_timer, self.allows_update)
+
+    def _arm_media_timeout(self) -> None:
+        """SPEC §3 step 11 / §12: at answer the proxy starts timing the sides the
+        gateways' `media_check` chose; silence ends the call with 15, direction 2."""
+        session = self.layer.existing_session(self.call_id)
+        peer = self.peer
+        if session is None or not isinstance(peer, SipCalleeLeg) or not peer.setup.proxy_media:
+            return
+        session.watch(peer.setup.media_watch)
+        if peer.setup.media_watch:
+            call_id, engine = self.call_id, self.layer.engine
+            session.on_timeout(lambda _session, _leg: engine.release(call_id, MEDIA_TIMEOUT))
 
     def hang_up(self, ending: Ending) -> None:
         endpoint = self.layer.endpoint
@@ -582,6 +779,7 @@ class SipCallerLeg(_SipLeg):
     def _done(self) -> None:
         self.ended = True
         self._stop_retransmit()
+        self.stop_session()
         self.layer.callers.pop(self.call_id, None)
         self.layer.forget(self)
         session = self.layer.existing_session(self.call_id)
@@ -606,6 +804,7 @@ class SipCalleeLeg(_SipLeg):
         self.failed = False
         self.bye_key: TransactionKey | None = None
         self.bye_request: Request | None = None
+        self.offered_ttl = 0  # the Session-Expires our INVITE offered (RFC 4028 §7.1)
 
     # -- Leg commands ---------------------------------------------------------------
 
@@ -622,24 +821,35 @@ class SipCalleeLeg(_SipLeg):
                     self.failed = True
                     self.report(Failed(code=503))  # SPEC §3 step 9: no RTP pair, 5
                     return
+                if session is not None:
+                    # SPEC §4: this vendor's first RTP stops the hunt (MediaStarted).
+                    session.on_first_rtp(Side.B, self._media_started)
                 caller = layer.callers.get(setup.call_id)
-                if caller is not None:
-                    body, _ = caller.incoming_sdp(body, SDP)
+                if caller is None:
+                    # A non-SIP caller (H.323): its offer still enters the proxy on side A.
+                    caller = _SipLeg(layer)
+                    caller.call_id = setup.call_id
+                body, _ = caller.incoming_sdp(body, SDP)
         host = f"[{setup.target_ip}]" if ":" in setup.target_ip else setup.target_ip
         uri = setup.contact or f"sip:{setup.callee}@{host}:{setup.target_port}"
         local = layer.endpoint.local_address(destination)
         tag = layer.ids.tag()
         call_id = layer.ids.call_id(local.host)
+        party, identity = self._identity(setup, local)
+        self.offered_ttl = int(layer.params.snapshot.sip_session_ttl_s)
         headers = [
             ("Via", layer.via(destination)),
             ("Max-Forwards", "70"),
-            ("From", f"<sip:{setup.caller}@{_hostport(local)}>;tag={tag}"),
+            ("From", f"{party};tag={tag}"),
             ("To", f"<sip:{setup.callee}@{host}:{setup.target_port}>"),
             ("Call-ID", call_id),
             ("CSeq", "1 INVITE"),
             ("Contact", layer.contact(destination, setup.caller)),
             ("Allow", ALLOW),
+            *identity,
+            *offer_headers(self.offered_ttl),  # RFC 4028 §7.1
         ]
+        self.local_sdp = body
         if body:
             headers.append(("Content-Type", SDP))
         headers.append(("Content-Length", str(len(body))))
@@ -734,7 +944,38 @@ class SipCalleeLeg(_SipLeg):
         caller = self.layer.callers.get(self.call_id)
         if caller is not None:
             caller.peer, self.peer = self, caller
+        self._start_session_as_uac(response)
         self.report(Answered(media=media))
+
+    def _start_session_as_uac(self, response: Response) -> None:
+        """RFC 4028 §7.2: the vendor's 2xx decides; an unreadable timer is no timer."""
+        headers = read_timer_headers(response)
+        if isinstance(headers, TimerMalformed):
+            headers = TimerHeaders()
+        self.start_session(negotiate_as_uac(headers, self.offered_ttl), headers.allows_update)
+
+    def _identity(self, setup: Setup, local: Address) -> tuple[str, tuple[tuple[str, str], ...]]:
+        """Our From party and the P-Asserted-Identity/Privacy for the vendor's INVITE.
+
+        RFC 3325 §5 trust domain: a mapping gateway's PAI is trusted (the gateway is
+        admitted by its address, SPEC §3 step 3), so the vendor gets PAI with the caller
+        number as routed (callerToGatewayE164, which came from that PAI) and the
+        customer's Privacy unchanged (RFC 3323 §4.2); an anonymous customer From stays
+        anonymous.  A phone's PAI is its own claim and is not passed on."""
+        own = f"<sip:{setup.caller}@{_hostport(local)}>"
+        caller = self.layer.callers.get(setup.call_id) or self.layer.arriving
+        call = self.layer.engine.live(setup.call_id)
+        if caller is None or call is None or call.ctx.caller_gateway is None:
+            return own, ()
+        invite = caller.invite
+        pai, privacy = invite.header("p-asserted-identity"), invite.header("privacy")
+        headers = []
+        if pai:
+            headers.append(("P-Asserted-Identity", own))
+        if privacy:
+            headers.append(("Privacy", privacy))
+        anonymous = user_of(invite.header("from")).lower() == "anonymous"
+        return (ANONYMOUS_FROM if anonymous and pai else own), tuple(headers)
 
     def _ack(self, response: Response) -> None:
         if self.dialog is None or self.destination is None or self.invite is None:
@@ -761,6 +1002,10 @@ class SipCalleeLeg(_SipLeg):
         self.bye_key, self.bye_request = key, request
         self.report(HungUp())
 
+    def _media_started(self) -> None:
+        if not (self.failed or self.ended):
+            self.report(MediaStarted())
+
     def _forget_call_id(self) -> None:
         if self.invite is not None:
             try:
@@ -770,6 +1015,7 @@ class SipCalleeLeg(_SipLeg):
 
     def _done(self) -> None:
         self.ended = True
+        self.stop_session()
         self._forget_call_id()
         self.layer.forget(self)
 
@@ -788,4 +1034,10 @@ def install_b2bua(service: Any) -> SipCallLayer:
     service.engine.add_leg_factory("sip", layer)
     service.phone_locator = layer.locate
     service.b2bua = layer
+    install_probe(service)  # SPEC §4: OPTIONS health of routing gateways
+    if layer.media is not None:
+        # SPEC §12: the call's RTP statistics are stored with its CDR (the `extra` JSON).
+        service.engine.add_cdr_extra("media", layer.media.call_stats)
+        # SPEC §12: ports freed on every end, also for calls whose caller is not SIP.
+        service.engine.add_end_listener(layer.media.release)
     return layer

@@ -52,6 +52,8 @@ from vos3k.sip.message import (
     validate_response,
 )
 from vos3k.sip.transaction import Address, response_destination
+from vos3k.trace import HUB as TRACE
+from vos3k.trace import Direction as TraceDirection
 
 __all__ = [
     "MAX_DATAGRAM",
@@ -389,6 +391,9 @@ class SipTransport(Service):
             if validate_response(item) is not None:
                 self.stats["malformed"] += 1  # §18.1.2: a bad response is discarded
                 return
+        if TRACE.active:  # issue 11: an admin's `trace on`; one check when off
+            now_ms = int(self.reactor.seconds() * 1000)
+            TRACE.sip(TraceDirection.IN, item, source.transport, source.host, source.port, now_ms)
         try:
             self.sink.message_received(item, source)
         except Exception:
@@ -426,6 +431,10 @@ class SipTransport(Service):
         """Send one message; ``on_error`` runs (perhaps later) if it cannot go out."""
         data = serialise(message)
         kind = destination.transport.upper()
+        if TRACE.active:
+            now_ms = int(self.reactor.seconds() * 1000)
+            host, port = destination.host, destination.port
+            TRACE.sip(TraceDirection.OUT, message, kind, host, port, now_ms)
         if kind == "UDP":
             self._send_udp(data, destination, on_error)
         elif kind == "TCP":

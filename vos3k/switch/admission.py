@@ -13,7 +13,7 @@ The only state it touches is the AccountPool reservation of step 8 (in memory).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from attrs import evolve, field, frozen
@@ -24,13 +24,7 @@ from vos3k.cdr.policy import NumberClass, PolicySettings, classify_number, skips
 from vos3k.cdr.record import BillingMode, CalleeBilling
 from vos3k.store.models import Account, Gateway, Phone
 from vos3k.switch.legs import Media
-from vos3k.switch.numbers import (
-    EMPTY_PATTERNS,
-    Malformed,
-    PatternList,
-    clean_number,
-    normalise_callee,
-)
+from vos3k.switch.numbers import Malformed, clean_number, normalise_callee
 from vos3k.switch.reasons import TO_Q850, TO_SIP, EndDirection, EndReason
 from vos3k.switch.router import Load, compiled_patterns, compiled_rewrites
 
@@ -64,30 +58,19 @@ class Arrival:
     media: Media | None = None
 
 
-@frozen
-class NumberBlacklist:
-    """Static number blacklist entries (SPEC §2 `blacklist`, kind static), compiled."""
+class NumberBlacklist(Protocol):
+    """The static number blacklist (SPEC §2, step 4): `guard.StaticBlacklist` is one."""
 
-    callers: PatternList = EMPTY_PATTERNS
-    callees: PatternList = EMPTY_PATTERNS
-
-    @classmethod
-    def from_entries(cls, entries: Iterable[Any]) -> NumberBlacklist:
-        """From BlacklistEntry-like rows; IP/CIDR values are step 1's (SPEC §10), skipped."""
-        callers: list[str] = []
-        callees: list[str] = []
-        for entry in entries:
-            value = str(entry.value).strip()
-            if entry.kind != "static" or not value or "." in value or ":" in value:
-                continue
-            if entry.dir in ("caller", "both"):
-                callers.append(value)
-            if entry.dir in ("callee", "both"):
-                callees.append(value)
-        return cls(compiled_patterns(",".join(callers)), compiled_patterns(",".join(callees)))
+    callers: Any  # .matches(number) -> bool
+    callees: Any
 
 
-NO_BLACKLIST = NumberBlacklist()
+class DynamicCheck(Protocol):
+    """The dynamic blacklist at step 4 (SPEC §10): `protect.DynamicScreen` is one."""
+
+    def banned(self, ctx: CallContext, snap: Any, now_ms: int) -> Any | None:
+        """The ban the call (numbers of `ctx` as step 4 sees them) falls under, or None."""
+        ...
 
 
 @frozen
@@ -212,7 +195,8 @@ def admit(
     load: Load,
     pool: AccountPool,
     now_ms: int,
-    blacklist: NumberBlacklist = NO_BLACKLIST,
+    blacklist: NumberBlacklist | None = None,
+    dyn: DynamicCheck | None = None,
 ) -> Outcome:
     """SPEC §3 steps 3-8 in order; the first failing check decides (INTERFACE §6)."""
     ctx = CallContext(
@@ -238,6 +222,9 @@ def admit(
     else:
         phone = directory.phones.get(arrival.from_user)
         if phone is None:
+            # INTERFACE.md §6: a From user that is not a phone is an illegal call (403,
+            # 17) at once; SPEC.md §14 keeps "407/403 reveals phones" and relies on the
+            # signalling rate limit and digest suspension against scanners.
             return Reject(EndReason.UNAUTHORIZED_IP, ctx)
         if arrival.auth_failed:
             return Reject(EndReason.AUTHENTICATION_FAILED, ctx)
@@ -267,7 +254,11 @@ def admit(
         return Reject(EndReason.CONCURRENT_LIMIT_EXCEEDED, ctx)
     if gateway is not None and gateway.cps and load.cps(gateway.name, now_ms) >= gateway.cps:
         return Reject(EndReason.CPS_LIMIT_EXCEEDED, ctx)
-    if blacklist.callers.matches(ctx.caller_e164) or blacklist.callees.matches(ctx.callee_e164):
+    if blacklist is not None and (
+        blacklist.callers.matches(ctx.caller_e164) or blacklist.callees.matches(ctx.callee_e164)
+    ):
+        return Reject(EndReason.BLACKLIST_MATCH, ctx)
+    if dyn is not None and dyn.banned(ctx, snap, now_ms) is not None:
         return Reject(EndReason.BLACKLIST_MATCH, ctx)
 
     # Step 5: SPEC §1 callee validity, then the mapping rewrite, then allow/deny.

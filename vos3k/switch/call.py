@@ -26,6 +26,8 @@ from vos3k.billing.accounts import AccountPool
 from vos3k.billing.rating import cost
 from vos3k.cdr.policy import CallFacts, decide
 from vos3k.cdr.record import BillingMode, Cdr
+from vos3k.media.policy import Leg as MediaLeg
+from vos3k.media.policy import LegMedia, MediaCheck, ProxyMode, should_proxy, watched_legs
 from vos3k.store.models import Gateway, to_e4
 from vos3k.switch.admission import CallContext, CallSettings, Directory, Reject
 from vos3k.switch.legs import (
@@ -48,8 +50,6 @@ from vos3k.switch.router import (
     RoutingSettings,
     Timer,
     failover,
-    looks_natted,
-    media_proxied,
     numbers_to_gateway,
 )
 
@@ -70,6 +70,16 @@ class PhoneTarget:
 
 def _nowhere(_e164: str) -> PhoneTarget | None:
     return None
+
+
+def _proxy_mode(gateway: Gateway | None) -> ProxyMode:
+    """A gateway's `media_proxy` (SPEC §2); a phone follows SS_MEDIAPROXYMODE."""
+    return ProxyMode.DEFAULT if gateway is None else ProxyMode(gateway.media_proxy)
+
+
+def _media_check(gateway: Gateway | None) -> MediaCheck:
+    """A gateway's `media_check` (SPEC §2); a phone's media is not timed."""
+    return MediaCheck.NONE if gateway is None else MediaCheck(gateway.media_check)
 
 
 @define
@@ -105,6 +115,7 @@ class Input(enum.Enum):
     CALLEE_MEDIA_STARTED = "callee_media_started"
     TIMER = "timer"
     KILL = "kill"
+    SERVER_RELEASE = "server_release"
 
 
 _CALLEE_INPUTS = {
@@ -157,7 +168,16 @@ class Kill:
     input = Input.KILL
 
 
-CallEvent = FromCaller | FromCallee | TimerFired | Kill
+@frozen
+class ServerRelease:
+    """vos3k itself ends the call with `reason`, direction 2 (SPEC §3 step 12, §8): the
+    media timeout (15, §12) or the session timer (14). Handled like `Kill` otherwise."""
+
+    reason: EndReason
+    input = Input.SERVER_RELEASE
+
+
+CallEvent = FromCaller | FromCallee | TimerFired | Kill | ServerRelease
 
 # ---------------------------------------------------------------- effects out
 
@@ -254,6 +274,7 @@ class Action(enum.Enum):
     CALLEE_BYE = "callee_bye"
     TICK = "tick"
     KILL = "kill"
+    RELEASE = "release"
 
 
 S, I, A = State, Input, Action  # noqa: E741  (table shorthand, as params.py)
@@ -279,6 +300,7 @@ TRANSITIONS: dict[tuple[State, Input], tuple[State | None, tuple[Action, ...]]] 
     **{(s, I.CALLEE_MEDIA_STARTED): (s, (A.NOTE_RTP,)) for s in _UNANSWERED},
     **{(s, I.CALLER_HUNG_UP): (S.ENDED, (A.CALLER_CANCELLED,)) for s in _UNANSWERED},
     **{(s, I.KILL): (S.ENDED, (A.KILL,)) for s in (*_UNANSWERED, S.TALKING)},
+    **{(s, I.SERVER_RELEASE): (S.ENDED, (A.RELEASE,)) for s in (*_UNANSWERED, S.TALKING)},
     (S.TALKING, I.CALLER_HUNG_UP): (S.ENDED, (A.CALLER_BYE,)),
     (S.TALKING, I.CALLEE_HUNG_UP): (S.ENDED, (A.CALLEE_BYE,)),
     (S.TALKING, I.TIMER): (None, (A.TICK,)),
@@ -489,12 +511,14 @@ class Call:
             return self._end(reason, direction, bye, HangUp(bye), now_ms)
         if action is A.TICK:
             return self._tick(now_ms)
-        if action is A.KILL:
-            reason = EndReason.SERVER_FORCED_RELEASE
+        if action in (A.KILL, A.RELEASE):
+            forced = EndReason.SERVER_FORCED_RELEASE
+            reason = event.reason if isinstance(event, ServerRelease) else forced
             if self.state is State.TALKING:
                 bye = Ending(reason, None, TO_Q850[reason])
                 return self._end(reason, EndDirection.SERVER, bye, HangUp(bye), now_ms)
-            ending = Ending(reason, TO_SIP[reason], TO_Q850[reason])
+            # Before answer a BYE-only reason (14, 15) fails the set-up with 13's 500.
+            ending = Ending(reason, TO_SIP[reason] or TO_SIP[forced], TO_Q850[reason])
             return self._end(reason, EndDirection.SERVER, ending, Cancel(), now_ms)
         raise AssertionError(f"unhandled action {action}")
 
@@ -560,10 +584,7 @@ class Call:
         self.attempts.append(attempt)
         self.state = State.CALLING
         self._arm(Timer.INVITE, now_ms, attempt)
-        natted = looks_natted(self.ctx.media, self.ctx.source_ip)
-        proxy = media_proxied(
-            self.ctx.caller_gateway, attempt.gateway, self.settings.snap.media_proxy_mode, natted
-        )
+        proxy, watched = self._media_plan(attempt)
         setup = Setup(
             self.id,
             attempt.number,
@@ -576,8 +597,21 @@ class Call:
             contact=contact,
             media=self.ctx.media,
             proxy_media=proxy,
+            media_watch=watched,
         )
         return [StartAttempt(setup)]
+
+    def _media_plan(self, attempt: Attempt) -> tuple[bool, frozenset[MediaLeg]]:
+        """SPEC §12 for this attempt, by media/policy.py's rules: proxy or not (both
+        gateways' `media_proxy`; the callee's SDP is unknown at offer time), and which
+        sides the media timeout watches (both gateways' `media_check`)."""
+        ctx, callee = self.ctx, attempt.gateway
+        caller = ctx.caller_gateway
+        offer = ctx.media.address if ctx.media is not None and ctx.media.address else None
+        a = LegMedia(_proxy_mode(caller), offer, ctx.source_ip)
+        b = LegMedia(_proxy_mode(callee), None, attempt.ip)
+        proxy = should_proxy(a, b, self.settings.snap.media_proxy_mode)
+        return proxy, watched_legs(_media_check(caller), _media_check(callee))
 
     def _arm(self, timer: Timer, now_ms: int, attempt: Attempt | None) -> None:
         protocol = "sip" if attempt is None else attempt.protocol

@@ -38,7 +38,6 @@ from twisted.logger import Logger
 
 from vos3k.billing.accounts import AccountPool
 from vos3k.switch.admission import (
-    NO_BLACKLIST,
     Admit,
     Arrival,
     Challenge,
@@ -62,6 +61,7 @@ from vos3k.switch.call import (
     PhoneTarget,
     Progress183,
     Ring,
+    ServerRelease,
     StartAttempt,
     State,
     Switchboard,
@@ -70,7 +70,8 @@ from vos3k.switch.call import (
     ToCaller,
 )
 from vos3k.switch.calls import CallInfo, CurrentCalls
-from vos3k.switch.legs import Failed, Leg, LegEvent, Setup
+from vos3k.switch.legs import Dtmf, Failed, Leg, LegEvent, Setup
+from vos3k.switch.reasons import EndReason
 from vos3k.switch.router import Load, Router
 
 Report = Callable[[LegEvent], None]
@@ -155,6 +156,7 @@ class Engine:
         leg_factories: Mapping[str, LegFactory],
         locate: Callable[[str], PhoneTarget | None] | None = None,
         blacklist: Callable[[], NumberBlacklist] | None = None,
+        dyn: Any | None = None,  # protect.DynamicScreen: the dynamic blacklist's hooks
         new_call_id: Callable[[], str] | None = None,
     ) -> None:
         self._clock = clock
@@ -162,8 +164,14 @@ class Engine:
         self._writer = writer
         self._calls = calls
         self._factories = dict(leg_factories)
-        self._blacklist = blacklist or (lambda: NO_BLACKLIST)
+        self._blacklist = blacklist or (lambda: None)
+        # SPEC §10 dynamic blacklist: `dyn.banned(ctx, snap, now)` at step 4 (in admit),
+        # `dyn.started(ctx, snap, now)` as each call is admitted or refused and
+        # `dyn.ended(call, snap, now)` once it is over (after its CDR commit, if any).
+        self._dyn = dyn
         self._new_id = new_call_id or (lambda: uuid.uuid4().hex)
+        self._cdr_extras: dict[str, Callable[[str], Any]] = {}
+        self._end_listeners: list[Callable[[str], object]] = []
         self.load = Load()
         self.pool = pool
         self.board = Switchboard(
@@ -188,14 +196,17 @@ class Engine:
             arrival = evolve(arrival, call_id=self._new_id())
         settings = call_settings(self._params.snapshot)
         outcome = admit(
-            arrival, settings, self.board.directory, self.load, self.pool, now, self._blacklist()
-        )
+            arrival, settings, self.board.directory, self.load, self.pool, now,
+            self._blacklist(), self._dyn,
+        )  # fmt: skip
         if isinstance(outcome, Challenge):
             return outcome
         if isinstance(outcome, Admit):
             call, effects = Call.admitted(outcome.context, settings, self.board, now)
         else:
             call, effects = Call.refused(outcome, settings, self.board, now)
+        if self._dyn is not None:
+            self._dyn.started(call.ctx, settings.snap, now)
         ctx = call.ctx
         info = CallInfo(
             id=call.id,
@@ -227,6 +238,25 @@ class Engine:
             return False
         self._feed(call_id, Kill())
         return True
+
+    def release(self, call_id: str, reason: EndReason) -> bool:
+        """vos3k ends the call with `reason`, direction 2, CDR written: the media
+        timeout (15) or the session timer (14) (SPEC §3 step 12, §12)."""
+        if call_id not in self._live:
+            return False
+        self._feed(call_id, ServerRelease(EndReason(reason)))
+        return True
+
+    def add_cdr_extra(self, name: str, figures: Callable[[str], Any]) -> None:
+        """At CDR commit, `figures(call_id)` (when not None) is stored under `name` in
+        the CDR's `extra` (e.g. the RTP proxy's per-call statistics, SPEC §12)."""
+        self._cdr_extras[name] = figures
+
+    def add_end_listener(self, listener: Callable[[str], object]) -> None:
+        """`listener(call_id)` runs once when a call is finished (its CDR committed and
+        its ending messages sent), on every end path: e.g. the RTP proxy frees the
+        call's ports whatever protocol its legs spoke (SPEC §12 "freed on every end")."""
+        self._end_listeners.append(listener)
 
     def shutdown(self) -> defer.Deferred:
         """SIGTERM (SPEC §14): refuse new calls, end every call as 13 with its CDR.
@@ -266,8 +296,30 @@ class Engine:
         if live is None:
             self.dropped += 1
             return
+        if isinstance(event, FromCaller | FromCallee) and isinstance(event.event, Dtmf):
+            self._relay_dtmf(live, event)
+            return
         live.queue.append((event, now))
         self._drain(live)
+
+    def _relay_dtmf(self, live: _Live, event: FromCaller | FromCallee) -> None:
+        """SPEC §11: a digit goes to the other leg as is (INFO <-> UserInputIndication);
+        the call core never sees it. Only the current attempt's leg talks to the caller."""
+        current = live.call.current
+        if live.call.state is State.ENDED or current is None:
+            leg = None
+        elif isinstance(event, FromCaller):
+            leg = live.callees.get(current.number)
+        else:
+            leg = live.caller if event.attempt == current.number else None
+        send = getattr(leg, "send_dtmf", None)
+        if send is None:
+            self.dropped += 1
+            return
+        try:
+            send(event.event)
+        except Exception:
+            self.log.failure("call {call_id}: DTMF relay failed", call_id=live.call.id)
 
     def _drain(self, live: _Live) -> None:
         """Handle queued events in order, unless already doing so further up the stack."""
@@ -332,8 +384,18 @@ class Engine:
     def _finish(self, live: _Live) -> None:
         if live.timer is not None and live.timer.active():
             live.timer.cancel()
-        self._live.pop(live.call.id, None)
+        ended = self._live.pop(live.call.id, None) is not None
         self._calls.remove(live.call.id)
+        for listener in self._end_listeners if ended else ():
+            try:
+                listener(live.call.id)
+            except Exception:
+                self.log.failure("call {call_id}: end listener failed", call_id=live.call.id)
+        if ended and self._dyn is not None:
+            try:
+                self._dyn.ended(live.call, self._params.snapshot, self._now())
+            except Exception:
+                self.log.failure("call {call_id}: dynamic blacklist failed", call_id=live.call.id)
 
     # -- effects ------------------------------------------------------------------------------
 
@@ -391,6 +453,23 @@ class Engine:
             self.log.failure("call {call_id}: leg command {command} failed",
                              call_id=live.call.id, command=command)  # fmt: skip
 
+    def _with_extras(self, call_id: str, row: dict[str, Any]) -> dict[str, Any]:
+        """The adapter-side CDR fields (media statistics), added as the row is committed
+        (the pure core knows nothing of the relay)."""
+        extras = {}
+        for name, figures in self._cdr_extras.items():
+            try:
+                value = figures(call_id)
+            except Exception:
+                self.log.failure("call {call_id}: CDR extra {name} failed", call_id=call_id,
+                                 name=name)  # fmt: skip
+                continue
+            if value is not None:
+                extras[name] = value
+        if not extras:
+            return row
+        return {**row, "extra": {**row.get("extra", {}), **extras}}
+
     def _commit(self, live: _Live, effect: CommitCdr) -> None:
         """SPEC §3 step 13: the ending messages go out after the CDR commit."""
 
@@ -403,6 +482,6 @@ class Engine:
             self.log.failure("call {call_id}: CDR not committed", failure, call_id=live.call.id)
             committed(None)
 
-        d = self._writer.submit(effect.row)
+        d = self._writer.submit(self._with_extras(live.call.id, effect.row))
         live.committing = d
         d.addCallbacks(committed, failed)

@@ -1,7 +1,10 @@
 """Wires the switching engine into the running service: indexes, money, CDRs, shutdown.
 
 The protocol layers (SIP, H.323) install after this and register their leg factories
-with `service.engine.add_leg_factory(...)` and, for SIP, a phone locator.
+with `service.engine.add_leg_factory(...)` and, for SIP, a phone locator.  It also
+publishes `service.static_blacklist()` (the blacklist entity compiled, SPEC §2; used
+at step 4 here and at step 1 by `switch/protect.py`) and `service.dyn_screen` (the
+dynamic blacklist's hooks the engine calls, SPEC §10).
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from vos3k.billing.accounts import AccountPool
 from vos3k.cdr.writer import CdrWriter
 from vos3k.store.indexes import HotIndexes
 from vos3k.store.models import from_e4
-from vos3k.switch.admission import NumberBlacklist
 from vos3k.switch.call import PhoneTarget
 from vos3k.switch.engine import Engine
+from vos3k.switch.guard import StaticBlacklist
+from vos3k.switch.protect import DynamicScreen
 
 ZERO = Decimal(0)
 
@@ -85,13 +89,20 @@ def install_switch(service) -> Engine:
     indexes = getattr(service, "indexes", None) or HotIndexes(store)
     pool = AccountPool()
     tracker = ChargeTracker(service.cdr_writer)
-    blacklist = {"compiled": None}
+    blacklist: dict[str, StaticBlacklist | None] = {"compiled": None}
 
-    def number_blacklist() -> NumberBlacklist:
-        if blacklist["compiled"] is None:
-            entries = store.blacklist.list(now_ms=service.now_ms())
-            blacklist["compiled"] = NumberBlacklist.from_entries(entries)
-        return blacklist["compiled"]
+    def static_blacklist() -> StaticBlacklist:
+        """The store's entries compiled; recompiled after a change or an entry's expiry."""
+        compiled = blacklist["compiled"]
+        now = service.now_ms()
+        if compiled is None or (
+            compiled.valid_until_ms is not None and now >= compiled.valid_until_ms
+        ):
+            compiled = StaticBlacklist.compile(store.blacklist.list(now_ms=now), now)
+            for problem in compiled.problems:
+                EngineService.log.warn("blacklist entry skipped: {problem}", problem=problem)
+            blacklist["compiled"] = compiled
+        return compiled
 
     def locate(e164: str) -> PhoneTarget | None:
         locator = getattr(service, "phone_locator", None)
@@ -104,6 +115,7 @@ def install_switch(service) -> Engine:
             resync_accounts(indexes, pool, tracker)
 
     store.subscribe(changed)
+    screen = DynamicScreen()
     engine = Engine(
         clock=service.reactor,
         params=service.params,
@@ -113,11 +125,14 @@ def install_switch(service) -> Engine:
         calls=service.calls,
         leg_factories={},
         locate=locate,
-        blacklist=number_blacklist,
+        blacklist=static_blacklist,
+        dyn=screen,
     )
     service.indexes = indexes
     service.pool = pool
     service.engine = engine
+    service.static_blacklist = static_blacklist
+    service.dyn_screen = screen
     service.reservations = lambda name: pool.view(name).reserved if name in pool else ZERO
     EngineService(engine).setServiceParent(service)
     return engine

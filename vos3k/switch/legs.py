@@ -17,9 +17,13 @@ Commands (switch -> leg):
   completes that ending instead: 200 to the BYE, 487 to the cancelled INVITE.
 - `cancel()`: callee legs only, before their final response; abandon the attempt
   (SIP CANCEL once a provisional arrived, RFC 3261 §9.1; H.323 Release Complete).
+- `send_dtmf(dtmf)`: either leg; relay a digit the other leg reported (SPEC §11: SIP
+  INFO application/dtmf-relay <-> H.323 UserInputIndication).
 
 Events (leg -> switch), each a frozen value with an `.input` (STYLE §5):
 `Proceeding`, `Ringing`, `Progress`, `Answered`, `Failed`, `HungUp`, `MediaStarted`.
+`Dtmf` is reported the same way but never reaches the call core: the engine hands it
+to the other leg's `send_dtmf`.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Protocol
 
 from attrs import field, frozen
 
+from vos3k.media.policy import Leg as MediaLeg
 from vos3k.switch.reasons import EndReason
 
 # ---------------------------------------------------------------- values
@@ -66,6 +71,9 @@ class Setup:
     contact: str = ""  # a registered phone's Contact URI (SPEC §3 step 9)
     media: Media | None = None  # the caller's offer
     proxy_media: bool = True  # SPEC §12: the media layer relays this call
+    # SPEC §12 media timeout: the sides (media.policy.Leg A = caller, B = callee) whose
+    # RTP the proxy times, from both gateways' `media_check`; empty = none.
+    media_watch: frozenset[MediaLeg] = frozenset()
 
 
 @frozen
@@ -94,6 +102,8 @@ class Leg(Protocol):
     def hang_up(self, ending: Ending) -> None: ...
 
     def cancel(self) -> None: ...
+
+    def send_dtmf(self, dtmf: Dtmf) -> None: ...
 
 
 # ---------------------------------------------------------------- events
@@ -180,6 +190,15 @@ class MediaStarted:
     """The first RTP from this leg (SS_GATEWAY_SWITCH_STOP_AFTER_RTP_START, SPEC §4)."""
 
     input = LegInput.MEDIA_STARTED
+
+
+@frozen
+class Dtmf:
+    """A DTMF digit from the leg's peer (0-9, *, #, A-D), relayed to the other leg by the
+    engine (SPEC §11 UserInputIndication <-> INFO); not a call-state input."""
+
+    digit: str
+    duration_ms: int = 100
 
 
 LegEvent = Proceeding | Ringing | Progress | Answered | Failed | HungUp | MediaStarted

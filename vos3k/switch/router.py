@@ -4,7 +4,6 @@
 - `Router.next_gateway(...)`: the next usable gateway in SPEC §4 order, at its turn.
 - `failover(...)`: after an unanswered attempt, SPEC §4 steps 2-6: the reason, the code
   the caller would get and whether the hunt goes on.
-- `media_proxied(...)`: SPEC §12's proxy decision from both gateways' `media_proxy`.
 `Load` is the live per-gateway count (calls, attempts, arrivals) the engine owns.
 """
 
@@ -12,7 +11,6 @@ from __future__ import annotations
 
 import enum
 import functools
-import ipaddress
 from collections import deque
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -24,7 +22,6 @@ from attrs import define, field, frozen
 from vos3k.billing.accounts import AccountPool
 from vos3k.billing.rating import Rate
 from vos3k.store.models import Gateway
-from vos3k.switch.legs import Media
 from vos3k.switch.numbers import (
     EMPTY_PATTERNS,
     NO_REWRITES,
@@ -422,41 +419,3 @@ def _until_connect(gateway: Gateway | None, settings: RoutingSettings) -> bool:
     if gateway is None or gateway.until_connect == "unset":
         return settings.until_connect
     return gateway.until_connect == "yes"
-
-
-# ---------------------------------------------------------------- media (SPEC §12)
-
-
-def _mode(gateway: Gateway | None, default: str) -> str:
-    if gateway is None or gateway.media_proxy == "default":
-        return default
-    return gateway.media_proxy
-
-
-def looks_natted(media: Media | None, source_ip: str) -> bool:
-    """SPEC §12 auto: the SDP address is private, or differs from the signalling source."""
-    if media is None or not media.address:
-        return False
-    if media.address != source_ip:
-        return True
-    try:
-        return ipaddress.ip_address(media.address).is_private
-    except ValueError:
-        return False
-
-
-def media_proxied(
-    caller_gateway: Gateway | None,
-    callee_gateway: Gateway | None,
-    default_mode: str,
-    natted: bool,
-) -> bool:
-    """SPEC §12: must_on on either → proxy; else off → direct; else on → proxy; else auto."""
-    modes = (_mode(caller_gateway, default_mode), _mode(callee_gateway, default_mode))
-    if "must_on" in modes:
-        return True
-    if "off" in modes:
-        return False
-    if "on" in modes:
-        return True
-    return natted

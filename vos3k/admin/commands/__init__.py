@@ -19,9 +19,10 @@ def all_commands() -> list[Command]:
         rate,
         report,
         stats,
+        trace,
         user,
     )
 
     modules = (param, account, rate, gateway, phone, call, cdr, report, blacklist, audit, user)
     commands = [c for m in modules for c in m.COMMANDS]
-    return [*commands, *stats.COMMANDS, *help.COMMANDS]
+    return [*commands, *stats.COMMANDS, *trace.COMMANDS, *help.COMMANDS]

@@ -1,4 +1,10 @@
-"""`blacklist add|del|list`: static entries, and the dynamic ones other parts add (SPEC §10)."""
+"""`blacklist add|del|list`: static entries, and the dynamic ones other parts add (SPEC §10).
+
+Static entries live in the store.  Dynamic bans (kinds callee_freq, caller_freq,
+short_calls, failed_calls, cps) and digest suspensions (kind auth) live in memory in the
+running server and are reached through `service.protection` (`switch/protect.py`):
+`listing(now_ms)` and `lift(value, kind)`; absent (e.g. offline), only the store's show.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +21,9 @@ from vos3k.admin.shell import (
 )
 from vos3k.cdr.query import end_of_day_ms
 from vos3k.store.models import BlacklistEntry, Role
+from vos3k.store.repos import NotFoundError
 from vos3k.switch.numbers import Malformed, parse_patterns
+from vos3k.switch.protect import IN_MEMORY_KINDS
 
 COLUMNS = ("value", "dir", "kind", "reason", "expires")
 DIRS = ("caller", "callee", "both")
@@ -51,11 +59,32 @@ def _add(ctx: Context) -> Message:
 
 
 def _del(ctx: Context) -> Message:
-    count = ctx.store.blacklist.delete(ctx.args[0], ctx.actor, ctx.keys.get("kind"))
-    return Message(f"{ctx.args[0]}: {count} blacklist entries removed")
+    value, kind = ctx.args[0], ctx.keys.get("kind")
+    lifted = 0
+    protection = getattr(ctx.service, "protection", None)
+    if protection is not None and kind != "static":
+        lifted = protection.lift(value, kind)
+        if lifted:
+            # SPEC §2: every change audited, in-memory entries included.
+            ctx.store.audit.record(ctx.actor, "blacklist lift", value, f"{lifted} entries", None)
+    count = 0
+    if kind not in IN_MEMORY_KINDS:
+        try:
+            count = ctx.store.blacklist.delete(value, ctx.actor, kind)
+        except NotFoundError:
+            if not lifted:
+                raise
+    elif not lifted:
+        raise NotFoundError(f"{value} is not blacklisted")
+    return Message(f"{value}: {count + lifted} blacklist entries removed")
 
 
 def _list(ctx: Context) -> Table:
+    now = ctx.now_ms()
+    entries = list(ctx.store.blacklist.list(now))
+    protection = getattr(ctx.service, "protection", None)
+    if protection is not None:
+        entries.extend(protection.listing(now))
     rows = [
         {
             "value": e.value,
@@ -64,7 +93,7 @@ def _list(ctx: Context) -> Table:
             "reason": e.reason,
             "expires": format_time(e.expires_ms, ctx.tz),
         }
-        for e in ctx.store.blacklist.list(ctx.now_ms())
+        for e in entries
         if not ctx.args or e.value == ctx.args[0]
     ]
     return Table(COLUMNS, rows)

@@ -40,7 +40,15 @@ def _list(ctx: Context) -> Table:
 
 
 def _show(ctx: Context) -> Record:
-    return Record(_fields(ctx, _require(ctx)))
+    call = _require(ctx)
+    fields = _fields(ctx, call)
+    # SPEC §12: a proxied call's RTP figures per direction (a_* = received from the
+    # caller side, b_* = from the callee side), read through the media manager's accessor.
+    media = getattr(ctx.service, "media", None)
+    figures = None if media is None else media.call_stats(call.id)
+    if figures is not None:
+        fields.update({f"media_{key}": value for key, value in figures.items()})
+    return Record(fields)
 
 
 def _kill(ctx: Context) -> Message:

@@ -158,7 +158,7 @@ KIND_KEYS = {
 REQUIRED = {"mapping": ("ip", "account"), "routing": ("ip", "prefix")}
 ALL_KEYS = tuple(FIELDS)
 LIST_COLUMNS = ("name", "kind", "ip", "port", "account", "protocol", "prefixes", "priority",
-                "lines", "enabled")  # fmt: skip
+                "lines", "enabled", "state")  # fmt: skip
 
 
 def _changes(ctx: Context, kind: str) -> dict[str, Any]:
@@ -173,6 +173,19 @@ def _changes(ctx: Context, kind: str) -> dict[str, Any]:
 
 def _fields(gateway: Gateway) -> dict[str, Any]:
     return attrs.asdict(gateway, recurse=False)
+
+
+def _state(ctx: Context, gateway: Gateway) -> str:
+    """SPEC §4 OPTIONS health of a routing gateway: online, offline or unchecked (the
+    probe's verdict, `service.gateway_state`); empty for a mapping gateway."""
+    if gateway.kind != "routing":
+        return ""
+    state_of = getattr(ctx.service, "gateway_state", None)
+    return "unchecked" if state_of is None else state_of(gateway.name)
+
+
+def _with_state(ctx: Context, gateway: Gateway) -> dict[str, Any]:
+    return {**_fields(gateway), "state": _state(ctx, gateway)}
 
 
 def _add(ctx: Context) -> Message:
@@ -191,13 +204,14 @@ def _add(ctx: Context) -> Message:
 
 
 def _list(ctx: Context) -> Table:
-    rows = [_fields(g) for g in ctx.store.gateways.list()]
-    columns = LIST_COLUMNS if ctx.fmt == "text" else tuple(f.name for f in attrs.fields(Gateway))
+    rows = [_with_state(ctx, g) for g in ctx.store.gateways.list()]
+    every = (*(f.name for f in attrs.fields(Gateway)), "state")
+    columns = LIST_COLUMNS if ctx.fmt == "text" else every
     return Table(columns, rows)
 
 
 def _show(ctx: Context) -> Record:
-    return Record(_fields(ctx.store.gateways.require(ctx.args[0])))
+    return Record(_with_state(ctx, ctx.store.gateways.require(ctx.args[0])))
 
 
 def _set(ctx: Context) -> Message:
