@@ -299,16 +299,34 @@ class RasClient:
         self.gatekeeper = gatekeeper
         self.log = log
         self.seq = 0
+        self.sent: list[bytes] = []  # the RAS datagrams this client sent (for tshark)
 
     def request(self, kind: ras.RasKind, **fields: object) -> ras.RasMessage:
         self.seq += 1
-        self.sock.sendto(ras.encode(ras.RasMessage(kind, self.seq, **fields)), self.gatekeeper)
+        data = ras.encode(ras.RasMessage(kind, self.seq, **fields))
+        self.sent.append(data)
+        self.sock.sendto(data, self.gatekeeper)
         data, _ = self.sock.recvfrom(4096)
         self.log.ras.append(data)
         reply = ras.parse(data)
         assert not isinstance(reply, ras.Malformed), reply
         assert reply.seq == self.seq
         return reply
+
+    def register_phone(
+        self, alias: str, password: str, signal_port: int = 1720, timestamp: int | None = None
+    ) -> ras.RasMessage:
+        """A full RRQ as phone `alias`, with the H.235 cryptoEPPwdHash token H323Plus's
+        H235AuthSimpleMD5 sends (alias as dialledDigits, UTC seconds, MD5 over the
+        ClearToken PER: ras.pwd_hash_digest)."""
+        now = int(time.time()) if timestamp is None else timestamp
+        name = Alias(AliasKind.DIALED_DIGITS, alias)
+        token = ras.PwdHash(name, now, ras.pwd_hash_digest(alias, password, now))
+        return self.request(
+            ras.RasKind.RRQ, aliases=(name,), ras_addresses=(self.address,),
+            call_signal_addresses=(TransportAddress(self.address.host, signal_port),),
+            crypto_tokens=(token,),
+        )  # fmt: skip
 
     def close(self) -> None:
         self.sock.close()

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.logger import Logger
+
 from vos3k.h323 import call as core
 from vos3k.h323 import gk
 from vos3k.h323.h225 import TransportAddress
@@ -34,6 +36,23 @@ __all__ = ["install_h323"]
 REASON_UNALLOCATED = 4
 REASON_NO_ROUTE = 6
 REASON_UNAUTHORIZED_IP = 17
+
+log = Logger()
+
+
+class _AuthLoggingRas(RasProtocol):
+    """RasProtocol that also logs refused H.235 tokens and the suspensions they start."""
+
+    def _perform(self, effects: list[Any]) -> None:
+        for effect in effects:
+            if not isinstance(effect, gk.AuthFailed):
+                continue
+            log.info("h323: RRQ for {alias} from {host} refused: {reason}",
+                     alias=effect.alias, host=effect.source.host, reason=effect.reason)  # fmt: skip
+            for suspension in effect.new_suspensions:
+                log.warn("H.235 suspension: {value} until {expires_ms} (kind auth)",
+                         value=suspension.value, expires_ms=suspension.expires_ms)  # fmt: skip
+        super()._perform(effects)
 
 
 def _advertised_host(settings: Any) -> str:
@@ -71,7 +90,7 @@ def install_h323(service: Any) -> H323Service:
             call_identifier=guid, conference_id=conference, h245_sdn=sdn,
         )  # fmt: skip
         driver = CallDriver(reactor, incoming, counters)
-        H323CallerLeg(engine, driver, (peer_host, peer_port), media)
+        H323CallerLeg(engine, driver, (peer_host, peer_port), media, keeper.phone_at)
         return driver
 
     def locate_endpoint(name: str) -> TransportAddress | None:
@@ -92,8 +111,11 @@ def install_h323(service: Any) -> H323Service:
     indexes = getattr(service, "indexes", None)
 
     def authorize(ip: str, port: int) -> bool:
-        # SPEC §11 RRQ row: an h323 mapping gateway (H.235 phone passwords: not yet).
+        # SPEC §11 RRQ row: an h323 mapping gateway (phones: gk.check_phone_token).
         return indexes is not None and indexes.mapping.match(ip, port, "h323") is not None
+
+    # SPEC §11 RRQ row: a provisioned, enabled phone's password (hot index, SPEC §2).
+    password_of = gk.phone_passwords(lambda: {} if indexes is None else indexes.phones)
 
     def admit(query: gk.AdmissionQuery) -> int | None:
         """SPEC §11 ARQ: the caller is known and a route exists. The full §3 checks run
@@ -101,7 +123,7 @@ def install_h323(service: Any) -> H323Service:
         if query.answer_call:
             return None
         source = query.endpoint.source
-        if not authorize(source.host, source.port):
+        if query.endpoint.phone is None and not authorize(source.host, source.port):
             return REASON_UNAUTHORIZED_IP
         callee = clean_number(query.callee) if query.callee else ""
         if not isinstance(callee, str) or not callee:
@@ -111,27 +133,33 @@ def install_h323(service: Any) -> H323Service:
                 return None
         return REASON_NO_ROUTE
 
-    snap = params.snapshot
     ras_address = TransportAddress(host, settings.ras_listen.port if settings.ras_listen else 1719)
+
+    def gk_settings(snap: Any) -> gk.GkSettings:
+        return gk.GkSettings(
+            snap.h323_gatekeeper_id, snap.endpoint_ttl_s, ras_address, signal,
+            auth_max_retry=snap.auth_max_retry, auth_suspend_s=snap.auth_failed_suspend_s,
+        )  # fmt: skip
+
+    # SPEC §10: failed H.235 tokens count with failed SIP digests, when SIP is installed.
+    authenticator = getattr(getattr(service, "sip", None), "authenticator", None)
     keeper = gk.Gatekeeper(
-        gk.GkSettings(snap.h323_gatekeeper_id, snap.endpoint_ttl_s, ras_address, signal),
+        gk_settings(params.snapshot),
         allowed=admit_source,
         authorize=authorize,
         admit=admit,
+        password_of=password_of,
+        suspensions=getattr(authenticator, "suspensions", None),
     )
 
     def refresh(current: gk.Gatekeeper) -> None:
-        live = params.snapshot
-        if (live.h323_gatekeeper_id, live.endpoint_ttl_s) != (
-            current.settings.gatekeeper_id,
-            current.settings.ttl_s,
-        ):
-            current.settings = gk.GkSettings(
-                live.h323_gatekeeper_id, live.endpoint_ttl_s, ras_address, signal
-            )
+        live = gk_settings(params.snapshot)
+        if live != current.settings:
+            current.settings = live
 
     if settings.ras_listen is not None:
-        h323.listen_udp(settings.ras_listen, RasProtocol(reactor, keeper, counters, refresh))
+        protocol = _AuthLoggingRas(reactor, keeper, counters, refresh)
+        h323.listen_udp(settings.ras_listen, protocol)
 
     service.add_listener(h323)
     service.h323 = h323

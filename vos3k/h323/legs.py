@@ -52,6 +52,7 @@ CAUSE_REJECTED = 21
 _SPOKEN = (core.State.NULL, core.State.RELEASED)  # no call to carry a digit in these
 Release = Callable[[str, EndReason], bool]  # engine.release
 Locate = Callable[[str], TransportAddress | None]  # a registered endpoint's signal address
+PhoneAt = Callable[[str, str], str | None]  # gk.Gatekeeper.phone_at(host, caller)
 DYNAMIC = "dynamic"  # a routing gateway's ip for a RAS-registered endpoint (SPEC §2)
 
 
@@ -79,12 +80,18 @@ class H323CallerLeg:
     log = Logger()
 
     def __init__(
-        self, engine: Any, driver: CallDriver, source: tuple[str, int], media: Any = None
+        self,
+        engine: Any,
+        driver: CallDriver,
+        source: tuple[str, int],
+        media: Any = None,
+        phone_at: PhoneAt | None = None,
     ) -> None:
         self.engine = engine
         self.driver = driver
         self.source = source
         self.media = media  # the RTP proxy (media/relay.py MediaManager) or None
+        self.phone_at = phone_at  # the RAS phone registered at a host, if any
         self.call_id: str | None = None
         self._report: Callable[[LegEvent], None] | None = None
         driver.listener = self
@@ -92,6 +99,9 @@ class H323CallerLeg:
     # -- from the driver ----------------------------------------------------------------
 
     def arrived(self, event: core.CallArrived) -> None:
+        # SPEC §3 step 3 "RAS phones by address": a Setup from where a phone registered
+        # with a valid H.235 token is that phone's call, as a verified digest is for SIP.
+        phone = self.phone_at(self.source[0], event.caller) if self.phone_at else None
         arrival = Arrival(
             call_id="",
             source_ip=self.source[0],
@@ -99,7 +109,8 @@ class H323CallerLeg:
             protocol="h323",
             caller=event.caller,
             callee=event.callee,
-            from_user=event.caller,
+            from_user=phone or event.caller,
+            authenticated=phone,
             media=event.media or h323media.slow_start_offer(self.source[0]),
         )
         if self.engine is None:

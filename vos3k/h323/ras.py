@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from enum import StrEnum
 from typing import Any
 
@@ -21,7 +23,48 @@ from vos3k.h323.h225 import (
     transport_to_asn1,
 )
 
-__all__ = ["Malformed", "RasKind", "RasMessage", "encode", "parse"]
+__all__ = [
+    "CAT_OID",
+    "MD5_OID",
+    "CatToken",
+    "Malformed",
+    "PwdHash",
+    "RasKind",
+    "RasMessage",
+    "cat_challenge",
+    "encode",
+    "parse",
+    "pwd_hash_digest",
+]
+
+# H.235 password tokens as OpenH323/H323Plus (h235auth.cxx H235AuthSimpleMD5, H235AuthCAT)
+# build them and GnuGk (gkauth.cxx SimplePasswordAuth) checks them.
+MD5_OID = (1, 2, 840, 113549, 2, 5)  # HASHED.algorithmOID of cryptoEPPwdHash: MD5 (RFC 1321)
+CAT_OID = (1, 2, 840, 113548, 10, 1, 2, 1)  # ClearToken.tokenOID of a Cisco Access Token
+PWD_CLEAR_TOKEN_OID = (0, 0)  # tokenOID of the ClearToken the MD5 is taken over ("0.0")
+
+
+@frozen
+class PwdHash:
+    """A CryptoH323Token cryptoEPPwdHash (H.225.0 §7.6, H.235.0 "MD5 password"):
+    the endpoint's `alias`, an H.235 TimeStamp (UTC seconds) and `digest`, the
+    HASHED token's BIT STRING as octets; `algorithm` is its algorithmOID."""
+
+    alias: Alias
+    timestamp: int
+    digest: bytes
+    algorithm: tuple[int, ...] = MD5_OID
+
+
+@frozen
+class CatToken:
+    """A ClearToken (RasMessage `tokens`) with tokenOID CAT_OID: `general_id` as sent
+    (OpenH323 appends a NUL), timeStamp, the one-octet `random` and the MD5 `challenge`."""
+
+    general_id: str
+    timestamp: int
+    random: int
+    challenge: bytes
 
 
 class RasKind(StrEnum):
@@ -96,6 +139,8 @@ class RasMessage:
     call_model: str | None = None  # "direct" or "gatekeeperRouted"
     reason: str | None = None
     alternate_gatekeepers: int = 0  # how many were offered (decode only)
+    crypto_tokens: tuple[PwdHash, ...] = ()  # cryptoEPPwdHash tokens; other kinds skipped
+    clear_tokens: tuple[CatToken, ...] = ()  # CAT ClearTokens; other tokenOIDs skipped
 
 
 # field -> the components that carry it, first match per message kind wins.
@@ -121,6 +166,8 @@ _COMPONENTS: dict[str, tuple[str, ...]] = {
     "call_model": ("callModel",),
     "reason": ("rejectReason", "disengageReason", "reason"),
     "alternate_gatekeepers": ("alternateGatekeeper",),
+    "crypto_tokens": ("cryptoTokens",),
+    "clear_tokens": ("tokens",),
 }
 # Mandatory components a field does not cover (or covers with a None/empty default):
 # what vos3k sends. H.225.0 §7.7 marks each of these as not OPTIONAL.
@@ -205,7 +252,101 @@ def _decode_field(attribute: str, value: Any, many: bool) -> Any:
         return len(value)
     if attribute in _FLAGS:
         return bool(value)
+    if attribute == "crypto_tokens":
+        return tuple(t for t in map(_pwd_hash_from_asn1, value) if t is not None)
+    if attribute == "clear_tokens":
+        return tuple(t for t in map(_cat_from_asn1, value) if t is not None)
     return value
+
+
+def _bits_to_bytes(value: tuple[int, int]) -> bytes:
+    """A pycrate BIT STRING (value, length in bits) as octets, the last one zero-padded."""
+    number, length = value
+    pad = -length % 8
+    return (number << pad).to_bytes((length + pad) // 8, "big")
+
+
+def _pwd_hash_from_asn1(token: tuple[str, Any]) -> PwdHash | None:
+    kind, body = token
+    if kind != "cryptoEPPwdHash":
+        return None
+    hashed = body["token"]
+    return PwdHash(
+        alias_from_asn1(body["alias"]),
+        body["timeStamp"],
+        _bits_to_bytes(hashed["hash"]),
+        tuple(hashed["algorithmOID"]),
+    )
+
+
+def _cat_from_asn1(token: dict[str, Any]) -> CatToken | None:
+    wanted = ("generalID", "timeStamp", "random", "challenge")
+    if tuple(token["tokenOID"]) != CAT_OID or any(name not in token for name in wanted):
+        return None
+    return CatToken(token["generalID"], token["timeStamp"], token["random"], token["challenge"])
+
+
+def _pwd_hash_to_asn1(token: PwdHash) -> tuple[str, dict[str, Any]]:
+    hashed = {
+        "algorithmOID": token.algorithm,
+        "paramS": {},
+        "hash": (int.from_bytes(token.digest, "big"), len(token.digest) * 8),
+    }
+    alias = alias_to_asn1(token.alias)
+    return ("cryptoEPPwdHash", {"alias": alias, "timeStamp": token.timestamp, "token": hashed})
+
+
+def _cat_to_asn1(token: CatToken) -> dict[str, Any]:
+    return {
+        "tokenOID": CAT_OID,
+        "timeStamp": token.timestamp,
+        "challenge": token.challenge,
+        "random": token.random,
+        "generalID": token.general_id,
+    }
+
+
+@functools.cache
+def _h235() -> Any:
+    """pycrate's H235-SECURITY-MESSAGES (compiled into its H225 module, loaded by asn1())."""
+    asn1()
+    from pycrate_asn1dir import H225
+
+    return H225.H235_SECURITY_MESSAGES
+
+
+def _ucs2_plus_nul(text: str) -> str:
+    """OpenH323's GetUCS2plusNULL: the string with one trailing NUL character."""
+    return text if text.endswith("\x00") else text + "\x00"
+
+
+def pwd_hash_digest(general_id: str, password: str, timestamp: int) -> bytes:
+    """The MD5 of a cryptoEPPwdHash token (H235AuthSimpleMD5, "Cisco compatible").
+
+    It is MD5 (RFC 1321) over the aligned-PER encoding (X.691) of an H.235 ClearToken
+    { tokenOID 0.0, timeStamp, password, generalID }, both strings BMPString with one
+    trailing NUL appended, generalID being the token's alias as text. Raises ValueError
+    for values a ClearToken cannot carry (over 127 characters, timestamp 0 or >= 2**32).
+    """
+    clear = _h235().ClearToken
+    value = {
+        "tokenOID": PWD_CLEAR_TOKEN_OID,
+        "timeStamp": timestamp,
+        "password": _ucs2_plus_nul(password),
+        "generalID": _ucs2_plus_nul(general_id),
+    }
+    try:
+        encoded = clear.to_aper(value)
+    except Exception as error:  # pycrate signals constraint violations many ways
+        raise ValueError(f"cannot encode ClearToken: {error}") from error
+    return hashlib.md5(encoded).digest()
+
+
+def cat_challenge(random: int, password: str, timestamp: int) -> bytes:
+    """The CAT challenge (H235AuthCAT): MD5 over the random as one octet, the password's
+    octets (UTF-8), and the timestamp as a 32-bit big-endian integer."""
+    stomach = bytes([random & 0xFF]) + password.encode()  # (BYTE)random, as OpenH323 casts
+    return hashlib.md5(stomach + (timestamp & 0xFFFFFFFF).to_bytes(4, "big")).digest()
 
 
 def parse(data: bytes) -> RasMessage | Malformed:
@@ -249,6 +390,10 @@ def _encode_field(attribute: str, value: Any, many: bool) -> Any:
         return {"guid": value}
     if attribute in ("reason", "call_model"):
         return (value, 0)
+    if attribute == "crypto_tokens":
+        return [_pwd_hash_to_asn1(t) for t in value]
+    if attribute == "clear_tokens":
+        return [_cat_to_asn1(t) for t in value]
     return value
 
 
