@@ -50,8 +50,11 @@ class VosService(MultiService):
         )
         self.params = LiveParams(self.store.params)
         # SPEC.md §7: rows are journaled before submit() returns; replayed on start.
+        # Batches commit on the writer's own thread and connection (STYLE.md §6).
         journal = CdrJournal(settings.data_dir / JOURNAL_FILE)
-        self.cdr_writer = CdrWriter(self.store.cdrs, self.params, reactor, journal)
+        self.cdr_writer = CdrWriter(
+            self.store.cdrs, self.params, reactor, journal, own_store=self.store.reopen
+        )
         self.cdr_writer.setServiceParent(self)
         self.calls = CurrentCalls()
         # Gauges other subsystems provide as they land (RTP ports, CDR feed backlog).
@@ -117,6 +120,8 @@ class VosService(MultiService):
             ended = engine.shutdown()
             self.cdr_writer.flush()
             await ended
+        # Every CDR committed (on the writer thread) before any child stops.
+        await self.cdr_writer.drained()
         await super().stopService()
         self.store.close()
         self.log.info("vos3k stopped: pending CDRs flushed, store closed")

@@ -33,7 +33,9 @@ def main(argv: list[str]) -> None:
         live.set("SS_CDR_WRITE_INTERVAL", argv[3], ops)
         live.set("SS_CDR_BUFFER_SIZE", argv[4], ops)
         live.set("SS_MAX_CDR_PENDING_LIST_LENGTH", "1000000", ops)
-    writer = CdrWriter(store.cdrs, live, reactor, CdrJournal(data_dir / JOURNAL_FILE))
+    journal = CdrJournal(data_dir / JOURNAL_FILE)
+    # As in the service: batches commit on the writer thread with its own connection.
+    writer = CdrWriter(store.cdrs, live, reactor, journal, own_store=store.reopen)
     recovered = writer.recover()
     writer.startService()
     if argv[2] == "recover":

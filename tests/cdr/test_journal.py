@@ -24,10 +24,53 @@ def test_a_row_is_in_the_journal_when_submit_returns_and_gone_after_its_commit(t
     rig.writer.submit(make_row(1, T + 1000)).addCallback(got.append)
     assert [r["call_uuid"] for r in journal.read()] == ["call-1"] and got == []
     assert journal.dirty
-    rig.clock.advance(0)  # the end of the reactor turn: one fdatasync for the turn
-    assert not journal.dirty and got == []
+    rig.clock.advance(0)  # no fdatasync per reactor turn: write(2) covers kill -9
+    assert journal.dirty and got == []
+    rig.clock.advance(0.02)  # the batch: sealed, synced and committed, then forgotten
+    assert got == [1] and journal.read() == [] and not journal.dirty
+    assert list(tmp_path.glob(JOURNAL_FILE + ".*")) == []
+
+
+def test_a_sealed_segment_is_replayed_with_the_rows_after_it(tmp_path):
+    journal = CdrJournal(tmp_path / JOURNAL_FILE)
+    journal.append({"call_uuid": "a"})
+    first = journal.seal()
+    assert first is not None and journal.seal() is None  # nothing new: no segment
+    journal.append({"call_uuid": "b"})
+    second = journal.seal()
+    journal.append({"call_uuid": "c"})
+    journal.close()
+    # A new process (kill -9 before any commit) sees the segments oldest first.
+    again = CdrJournal(tmp_path / JOURNAL_FILE)
+    assert [r["call_uuid"] for r in again.read()] == ["a", "b", "c"]
+    again.append({"call_uuid": "d"})
+    third = again.seal()
+    assert third.path.name == JOURNAL_FILE + ".3"  # numbering continues after the old
+    first.remove()
+    assert [r["call_uuid"] for r in again.read()] == ["b", "c", "d"]
+    again.truncate()
+    assert again.read() == [] and list(tmp_path.glob(JOURNAL_FILE + ".*")) == []
+    second.remove()  # already gone: harmless
+
+
+def test_rows_submitted_while_a_batch_commits_stay_journaled(tmp_path, monkeypatch):
+    rig, journal = journaled(tmp_path, SS_CDR_WRITE_INTERVAL=20)
+    real = rig.store.cdrs.commit_batch
+    late = []
+
+    def commit(rows):
+        # A call ending while the batch is on the writer thread: its row goes to the
+        # fresh active file, not into the segment being committed and removed.
+        if not late:
+            late.append(rig.writer.submit(make_row(9, T + 9000)))
+        return real(rows)
+
+    monkeypatch.setattr(rig.store.cdrs, "commit_batch", commit)
+    rig.writer.submit(make_row(1, T + 1000))
+    rig.writer.flush()
+    assert [r["call_uuid"] for r in journal.read()] == ["call-9"]
     rig.clock.advance(0.02)
-    assert got == [1] and journal.read() == []
+    assert late[0].called and journal.read() == []
 
 
 def test_a_row_without_call_uuid_gets_one_so_a_replay_can_recognise_it(tmp_path):
@@ -67,3 +110,6 @@ def test_a_failed_commit_keeps_the_journal(tmp_path, monkeypatch):
     rig.writer.submit(make_row(1, T + 1000))
     rig.writer.flush()
     assert [r["call_uuid"] for r in journal.read()] == ["call-1"]
+    rig.writer.submit(make_row(2, T + 2000))
+    rig.writer.flush()  # the failed batch's segment is kept next to the new one
+    assert [r["call_uuid"] for r in journal.read()] == ["call-1", "call-2"]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from decimal import Decimal
 
+import pytest_twisted
+from twisted.internet import defer, reactor
 from twisted.internet.task import Clock
 
+from vos3k.cdr.journal import JOURNAL_FILE, CdrJournal
 from vos3k.cdr.writer import CdrWriter, PendingFullError
 from vos3k.params import Actor, LiveParams
 from vos3k.store.db import open_store
@@ -25,8 +29,14 @@ def setup(**params):
 
 
 def row(n: int) -> dict:
-    return {"call_uuid": f"c{n}", "callee_e164": "1", "account": "ACME", "fee_e4": 100,
-            "end_reason": 1, "stop_ms": n}
+    return {
+        "call_uuid": f"c{n}",
+        "callee_e164": "1",
+        "account": "ACME",
+        "fee_e4": 100,
+        "end_reason": 1,
+        "stop_ms": n,
+    }
 
 
 def test_rows_commit_after_the_write_interval_then_callers_learn_their_ids():
@@ -92,3 +102,61 @@ def test_after_commit_hooks_see_the_committed_rows_and_stop_flushes():
     writer.submit(row(2))
     writer.stopService()
     assert seen == [1, 2] and writer.pending == 0
+
+
+def test_when_settled_waits_for_the_batch_in_flight(monkeypatch):
+    store, _, clock, writer = setup(SS_CDR_WRITE_INTERVAL=20)
+    real = store.cdrs.commit_batch
+    order = []
+
+    def commit(rows):
+        writer.when_settled(lambda: order.append("settled"))  # the batch is in flight
+        return real(rows)
+
+    monkeypatch.setattr(store.cdrs, "commit_batch", commit)
+    writer.submit(row(1)).addCallback(lambda _: order.append("row"))
+    writer.when_settled(lambda: order.append("idle"))  # nothing in flight: at once
+    clock.advance(0.02)
+    assert order == ["idle", "row", "settled"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_batches_commit_on_the_writer_thread_one_at_a_time(tmp_path):
+    store = open_store(tmp_path / "vos3k.db")
+    live = LiveParams(store.params)
+    live.set("SS_CDR_WRITE_INTERVAL", "1000", OPS)
+    store.accounts.add(Account("ACME", balance=Decimal("10")), OPS)
+    opened_on = []
+
+    def own_store():
+        opened_on.append(threading.current_thread())
+        return store.reopen()
+
+    journal = CdrJournal(tmp_path / JOURNAL_FILE)
+    writer = CdrWriter(store.cdrs, live, reactor, journal, own_store=own_store)
+    hooks = []
+    writer.on_commit(
+        lambda written: hooks.append(
+            (threading.current_thread() is threading.main_thread(), [i for i, _ in written])
+        )
+    )
+    writer.startService()
+    try:
+        assert writer.threaded
+        first = [writer.submit(row(n)) for n in range(1, 6)]
+        writer.flush()
+        assert writer.pending == 5 and not any(d.called for d in first)  # on the thread
+        second = [writer.submit(row(n)) for n in range(6, 9)]  # collect meanwhile
+        writer.flush()  # closes the second batch once the first is done
+        ids = await defer.gatherResults(first + second)
+        assert ids == list(range(1, 9))
+        assert hooks == [(True, [1, 2, 3, 4, 5]), (True, [6, 7, 8])]
+        assert opened_on and opened_on[0] is not threading.main_thread()
+        # The reactor thread's connection reads what the writer's committed (WAL).
+        assert store.accounts.require("ACME").balance == Decimal("9.92")
+        last = writer.submit(row(9))
+    finally:
+        await writer.stopService()  # commits the pending row before the store closes
+    assert last.called and writer.pending == 0 and not writer.threaded
+    assert store.cdrs.count() == 9 and journal.read() == []
+    store.close()

@@ -8,7 +8,7 @@ import pytest
 from tests.media.fakes import FakeUdpReactor, live_params, rtp
 from vos3k.media.policy import Direction, Leg
 from vos3k.media.ports import PortsExhausted
-from vos3k.media.relay import MediaManager, MediaSession
+from vos3k.media.relay import REUSE_AFTER_S, MediaManager, MediaSession
 from vos3k.switch.reasons import EndReason
 
 A_SDP = ("192.168.1.10", 4000)  # the caller's SDP: a private address (behind NAT)
@@ -250,7 +250,7 @@ def test_close_stops_the_timeout_and_is_idempotent():
     mgr.reactor.advance(10)
     assert fired == []
     assert mgr.reactor.getDelayedCalls() == []
-    assert mgr.reactor.bound == {} and mgr.ports_in_use == 0
+    assert mgr.ports_in_use == 0 and mgr.ports_idle == len(mgr.reactor.bound) == 4
     assert mgr.session("c1") is None
 
 
@@ -276,9 +276,8 @@ def test_exhausted_when_no_second_pair_and_first_released():
     refused = mgr.open_session("c2")
     assert isinstance(refused, PortsExhausted)
     assert refused.end_reason is EndReason.NETWORK_CONGESTION
-    assert mgr.ports_in_use == 4
-    assert sorted(mgr.reactor.bound) == [20000, 20001, 20002, 20003]
-    assert mgr.session("c2") is None
+    assert mgr.ports_in_use == 4  # c2's one pair went back (to the idle pool)
+    assert mgr.ports_idle == 2 and mgr.session("c2") is None
 
 
 def test_busy_ports_are_skipped():
@@ -306,7 +305,10 @@ def test_no_leak_after_10000_sessions():
             live.pop(0).close()
     for session in live:
         session.close()
-    assert mgr.ports_in_use == 0 and mgr.reactor.bound == {} and mgr.sessions == {}
+    assert mgr.ports_in_use == 0 and mgr.sessions == {}
+    assert len(mgr.reactor.bound) == mgr.ports_idle <= 20
+    mgr.close_all()  # shutdown: the idle pool is unbound too
+    assert mgr.reactor.bound == {} and mgr.ports_idle == 0
     assert mgr.allocator.pairs_free == 10
 
 
@@ -342,3 +344,46 @@ def test_install_media_on_a_service():
     service.startService()
     service.stopService()  # shutdown closes every session
     assert service.gauges["rtp_ports_in_use"]() == 0
+
+
+# --- the idle pool of bound pairs -------------------------------------------------------
+
+
+def test_a_closed_sessions_pairs_serve_the_next_call_reset():
+    mgr = manager(SS_RTP_LATCH_STRICT="1")
+    first = opened(mgr, "c1")
+    mgr.reactor.deliver(port(first, Leg.A), rtp(1), A_NAT)  # latches A
+    ports = {leg: port(first, leg) for leg in Leg}
+    first.close()
+    bound = dict(mgr.reactor.bound)
+    mgr.reactor.deliver(ports[Leg.A], rtp(2), A_NAT)  # late RTP to an idle pair: dropped
+    assert mgr.reactor.sent == [(ports[Leg.B], rtp(1), B_SDP)]
+    mgr.reactor.advance(REUSE_AFTER_S)
+    second = opened(mgr, "c2")
+    # The same sockets (no listenUDP), with fresh latching, statistics and remotes.
+    assert {leg: port(second, leg) for leg in Leg} == ports and mgr.reactor.bound == bound
+    assert mgr.ports_in_use == 4 and mgr.ports_idle == 0
+    mgr.reactor.deliver(ports[Leg.A], rtp(3), ("81.2.69.99", 4444))  # a new source latches
+    assert mgr.reactor.sent[-1] == (ports[Leg.B], rtp(3), B_SDP)
+    assert second.stats()["a_packets"] == 1 and first.stats()["a_packets"] == 1
+
+
+def test_a_just_closed_pair_rests_unless_the_range_is_exhausted():
+    mgr = manager(port_range=(20000, 20007))  # four pairs
+    first = opened(mgr, "c1")
+    first.close()
+    second = opened(mgr, "c2")  # not rested yet: the allocator's next pairs
+    assert {port(second, leg) for leg in Leg} == {20004, 20006}
+    third = opened(mgr, "c3")  # the range is used up: the resting pairs serve
+    assert {port(third, leg) for leg in Leg} == {20000, 20002}
+    assert isinstance(mgr.open_session("c4"), PortsExhausted)
+
+
+def test_the_pool_is_bounded_the_rest_is_released():
+    reactor = FakeUdpReactor()
+    mgr = MediaManager(reactor, reactor, "10.9.9.9", (20000, 20099), live_params(), idle_pairs=3)
+    sessions = [opened(mgr, f"c{n}") for n in range(4)]
+    for session in sessions:
+        session.close()
+    assert mgr.ports_idle == 6 and len(reactor.bound) == 6
+    assert mgr.allocator.pairs_in_use == 3 and mgr.ports_in_use == 0

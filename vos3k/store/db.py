@@ -31,9 +31,15 @@ class Store:
     by an admin action, after its transaction committed.
     """
 
-    def __init__(self, db: Database, now_ms: Callable[[], int] = wall_clock_ms):
+    def __init__(
+        self,
+        db: Database,
+        now_ms: Callable[[], int] = wall_clock_ms,
+        path: Path | None = None,
+    ):
         self.db = db
         self.now_ms = now_ms
+        self.path = path  # None: in memory
         self._listeners: list[Callable[[str], None]] = []
         self.params = repos.ParamRepo(self)
         self.audit = repos.AuditRepo(self)
@@ -59,6 +65,19 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+    def reopen(self) -> Store:
+        """Another Store on the same file with its own connection, for the CDR writer's
+        thread (STYLE.md §6: one writer, own connection; WAL lets this one keep reading).
+        The schema is already migrated; an in-memory store has no second connection."""
+        if self.path is None:
+            raise StoreError("an in-memory store cannot be opened twice")
+        conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=10)
+        db = Database(conn)
+        # SPEC.md §7: a committed CDR survives power loss, not only a crash.
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA foreign_keys=ON")
+        return Store(db, self.now_ms, self.path)
 
 
 def _schema_version(db: Database) -> int:
@@ -102,6 +121,7 @@ def open_store(
     Raises StoreError with a one-line reason for a missing, corrupt, unwritable or
     newer-schema database; nothing is overwritten in those cases.
     """
+    file: Path | None = None
     try:
         if path is None:
             db = Database(memory=True)
@@ -121,7 +141,7 @@ def open_store(
         migrate(db, now_ms)
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"database {path}: {exc}") from None
-    return Store(db, now_ms)
+    return Store(db, now_ms, file)
 
 
 def _check_integrity(db: Database, file: Path) -> None:

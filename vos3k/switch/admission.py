@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from attrs import evolve, field, frozen
+from attrs import field, frozen
 
 from vos3k.billing.accounts import AccountPool, Refused
 from vos3k.billing.rating import BillingSettings, Rate, rating_number
@@ -199,119 +199,125 @@ def admit(
     dyn: DynamicCheck | None = None,
 ) -> Outcome:
     """SPEC §3 steps 3-8 in order; the first failing check decides (INTERFACE §6)."""
-    ctx = CallContext(
-        arrival.call_id,
-        now_ms,
-        arrival.source_ip,
-        arrival.source_port,
-        arrival.protocol,
-        caller_access=arrival.caller,
-        callee_access=arrival.callee,
-        caller_e164=clean_number(arrival.caller),
-        callee_e164=clean_number(arrival.callee),
-        media=arrival.media,
-    )
+    # What is known so far, as CallContext keywords; one CallContext is built per
+    # outcome (attrs.evolve per step was a tenth of the switching core's time per call).
+    known: dict[str, Any] = {
+        "caller_e164": clean_number(arrival.caller),
+        "callee_e164": clean_number(arrival.callee),
+    }
+
+    def context() -> CallContext:
+        return CallContext(
+            arrival.call_id,
+            now_ms,
+            arrival.source_ip,
+            arrival.source_port,
+            arrival.protocol,
+            arrival.caller,
+            arrival.callee,
+            media=arrival.media,
+            **known,
+        )
+
     snap = settings.snap
 
     # Step 3: who is calling.
     gateway = directory.mapping.match(arrival.source_ip, arrival.source_port, arrival.protocol)
     phone: Phone | None = None
     if gateway is not None:
-        ctx = evolve(ctx, caller_gateway=gateway, payer=gateway.account)
-        ctx = evolve(ctx, billing_mode=BillingMode.GATEWAY)
+        known["caller_gateway"] = gateway
+        known["payer"] = gateway.account
+        known["billing_mode"] = BillingMode.GATEWAY
     else:
         phone = directory.phones.get(arrival.from_user)
         if phone is None:
             # INTERFACE.md §6: a From user that is not a phone is an illegal call (403,
             # 17) at once; SPEC.md §14 keeps "407/403 reveals phones" and relies on the
             # signalling rate limit and digest suspension against scanners.
-            return Reject(EndReason.UNAUTHORIZED_IP, ctx)
+            return Reject(EndReason.UNAUTHORIZED_IP, context())
         if arrival.auth_failed:
-            return Reject(EndReason.AUTHENTICATION_FAILED, ctx)
+            return Reject(EndReason.AUTHENTICATION_FAILED, context())
         if arrival.authenticated != phone.e164:
             return Challenge(phone.e164)
         # SPEC §7 field 1: a phone calls as its own E.164.
-        ctx = evolve(
-            ctx,
-            caller_phone=phone,
-            caller_e164=phone.e164,
-            payer=phone.account,
-            billing_mode=BillingMode.PHONE,
-        )
+        known["caller_phone"] = phone
+        known["caller_e164"] = phone.e164
+        known["payer"] = phone.account
+        known["billing_mode"] = BillingMode.PHONE
 
     # Step 4: enabled/locked, expiry, concurrency, CPS, number blacklist.
-    account = directory.accounts.get(ctx.payer)
+    account = directory.accounts.get(known["payer"])
     if (gateway is not None and not gateway.enabled) or (phone is not None and not phone.enabled):
-        return Reject(EndReason.ACCOUNT_DISABLED, ctx)
+        return Reject(EndReason.ACCOUNT_DISABLED, context())
     if account is not None and not account.enabled:
-        return Reject(EndReason.ACCOUNT_DISABLED, ctx)
+        return Reject(EndReason.ACCOUNT_DISABLED, context())
     if account is not None and account.expiry_ms is not None and now_ms >= account.expiry_ms:
-        return Reject(EndReason.ACCOUNT_EXPIRED, ctx)
+        return Reject(EndReason.ACCOUNT_EXPIRED, context())
     limit = snap.max_concurrent_calls
     if limit and load.total >= limit:
-        return Reject(EndReason.CONCURRENT_LIMIT_EXCEEDED, ctx)
+        return Reject(EndReason.CONCURRENT_LIMIT_EXCEEDED, context())
     if gateway is not None and gateway.lines and load.calls(gateway.name) >= gateway.lines:
-        return Reject(EndReason.CONCURRENT_LIMIT_EXCEEDED, ctx)
+        return Reject(EndReason.CONCURRENT_LIMIT_EXCEEDED, context())
     if gateway is not None and gateway.cps and load.cps(gateway.name, now_ms) >= gateway.cps:
-        return Reject(EndReason.CPS_LIMIT_EXCEEDED, ctx)
+        return Reject(EndReason.CPS_LIMIT_EXCEEDED, context())
     if blacklist is not None and (
-        blacklist.callers.matches(ctx.caller_e164) or blacklist.callees.matches(ctx.callee_e164)
+        blacklist.callers.matches(known["caller_e164"])
+        or blacklist.callees.matches(known["callee_e164"])
     ):
-        return Reject(EndReason.BLACKLIST_MATCH, ctx)
-    if dyn is not None and dyn.banned(ctx, snap, now_ms) is not None:
-        return Reject(EndReason.BLACKLIST_MATCH, ctx)
+        return Reject(EndReason.BLACKLIST_MATCH, context())
+    if dyn is not None and dyn.banned(context(), snap, now_ms) is not None:
+        return Reject(EndReason.BLACKLIST_MATCH, context())
 
     # Step 5: SPEC §1 callee validity, then the mapping rewrite, then allow/deny.
     callee = normalise_callee(arrival.callee)
     if isinstance(callee, Malformed):
         # SPEC §3 step table: a malformed callee gets 484 (table 1's 404 is for vendors).
-        return Reject(EndReason.UNALLOCATED_NUMBER, ctx, code=484)
-    caller = ctx.caller_e164
+        return Reject(EndReason.UNALLOCATED_NUMBER, context(), code=484)
+    caller = known["caller_e164"]
     if gateway is not None:
         caller = compiled_rewrites(gateway.caller_prefix_rewrite).apply(caller)
         callee = compiled_rewrites(gateway.callee_prefix_rewrite).apply(callee)
-    ctx = evolve(ctx, caller_e164=caller, callee_e164=callee)
+    known["caller_e164"] = caller
+    known["callee_e164"] = callee
     if gateway is not None and not _allowed(gateway, caller, callee):
-        return Reject(EndReason.SERVICE_NOT_SUBSCRIBED, ctx)
+        return Reject(EndReason.SERVICE_NOT_SUBSCRIBED, context())
 
     # Who pays: a callee phone with callee_pays=yes (SPEC §5), else the caller.
     callee_phone = directory.phones.get(callee)
     verify = True
     if callee_phone is not None:
-        ctx = evolve(ctx, callee_phone=callee_phone)
+        known["callee_phone"] = callee_phone
         if callee_phone.callee_pays:
-            ctx = evolve(
-                ctx,
-                payer=callee_phone.account,
-                billing_mode=BillingMode.PHONE,
-                callee_billing=CalleeBilling.CALLEE,
-            )
-            account = directory.accounts.get(ctx.payer)
+            known["payer"] = callee_phone.account
+            known["billing_mode"] = BillingMode.PHONE
+            known["callee_billing"] = CalleeBilling.CALLEE
+            account = directory.accounts.get(callee_phone.account)
             verify = bool(snap.billing_phone_as_callee_money_verify)
 
     # Step 6: free and no-CDR numbers skip rating and reservation.
     number_class = classify_number(settings.policy, callee, arrival.callee)
-    ctx = evolve(ctx, number_class=number_class)
-    if skips_rating(settings.policy, number_class, ctx.on_net):
-        return Admit(ctx)
+    known["number_class"] = number_class
+    if skips_rating(settings.policy, number_class, callee_phone is not None):
+        return Admit(context())
 
     # Step 7: the rate in the payer's table.
     number = rating_number(callee, settings.billing)
-    ctx = evolve(ctx, rating_number=number)
+    known["rating_number"] = number
     if account is None or not account.rate_table:
-        return Reject(EndReason.RATE_NOT_FOUND, ctx)
+        return Reject(EndReason.RATE_NOT_FOUND, context())
     rate = directory.rates.lookup(account.rate_table, number)
     if rate is None:
-        return Reject(EndReason.RATE_NOT_FOUND, ctx)
-    ctx = evolve(ctx, rate=rate)
+        return Reject(EndReason.RATE_NOT_FOUND, context())
+    known["rate"] = rate
 
     # Step 8: reserve R0 or refuse before any vendor attempt (SPEC §6).
     if account.name not in pool:
         pool.set_account(account.name, account.balance, account.credit)
     granted = pool.admit(arrival.call_id, account.name, rate, settings.billing, verify=verify)
     if isinstance(granted, Refused):
-        return Reject(EndReason.BALANCE_INSUFFICIENT, ctx)
-    return Admit(evolve(ctx, reserved=True))
+        return Reject(EndReason.BALANCE_INSUFFICIENT, context())
+    known["reserved"] = True
+    return Admit(context())
 
 
 def _allowed(gateway: Gateway, caller: str, callee: str) -> bool:

@@ -126,7 +126,17 @@ _SHOWN = {
 class _Live:
     """One call's adapter state: its core, legs, timer and queued events."""
 
-    __slots__ = ("busy", "call", "callees", "caller", "committing", "info", "queue", "timer")
+    __slots__ = (
+        "busy",
+        "call",
+        "callees",
+        "caller",
+        "committing",
+        "deadline",
+        "info",
+        "queue",
+        "timer",
+    )
 
     def __init__(self, call: Call, caller: Leg, info: CallInfo) -> None:
         self.call = call
@@ -134,6 +144,7 @@ class _Live:
         self.callees: dict[int, Leg] = {}
         self.info = info
         self.timer: IDelayedCall | None = None
+        self.deadline = 0  # epoch ms the timer is armed for
         self.queue: deque[tuple[CallEvent, int | None]] = deque()
         self.busy = False
         self.committing: defer.Deferred | None = None
@@ -363,23 +374,31 @@ class Engine:
             self._finish(live)
 
     def _arm(self, live: _Live) -> None:
+        """Keep the one timer at the call's next deadline: moved in place (reset) rather
+        than cancelled and scheduled again, since most events move it."""
         deadline = live.call.next_deadline_ms()
-        if live.timer is not None and live.timer.active():
-            if deadline is not None and live.timer.getTime() * 1000 == deadline:
+        timer = live.timer
+        if timer is not None and timer.active():
+            if deadline == live.deadline:
                 return
-            live.timer.cancel()
+            if deadline is not None:
+                live.deadline = deadline
+                timer.reset(max(0, deadline - self._now()) / 1000)
+                return
+            timer.cancel()
         live.timer = None
         if deadline is None:
             return
+        live.deadline = deadline
         delay = max(0, deadline - self._now()) / 1000
-        live.timer = self._clock.callLater(delay, self._fire, live.call.id, deadline)
+        live.timer = self._clock.callLater(delay, self._fire, live.call.id)
 
-    def _fire(self, call_id: str, deadline: int) -> None:
+    def _fire(self, call_id: str) -> None:
         live = self._live.get(call_id)
         if live is not None:
             live.timer = None
             # The timer is due: never let float seconds read it a millisecond early.
-            self._feed(call_id, TimerFired(), max(self._now(), deadline))
+            self._feed(call_id, TimerFired(), max(self._now(), live.deadline))
 
     def _finish(self, live: _Live) -> None:
         if live.timer is not None and live.timer.active():

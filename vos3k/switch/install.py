@@ -20,7 +20,7 @@ from twisted.logger import Logger
 from vos3k.billing.accounts import AccountPool
 from vos3k.cdr.writer import CdrWriter
 from vos3k.store.indexes import HotIndexes
-from vos3k.store.models import from_e4
+from vos3k.store.models import Account, from_e4
 from vos3k.switch.call import PhoneTarget
 from vos3k.switch.engine import Engine
 from vos3k.switch.guard import StaticBlacklist
@@ -112,7 +112,12 @@ def install_switch(service) -> Engine:
         if table == "blacklist":
             blacklist["compiled"] = None
         elif table == "accounts":
-            resync_accounts(indexes, pool, tracker)
+            # After the batch in flight (if any) settled: its debits are then both in
+            # the database and gone from `tracker.uncommitted`, never in both or neither.
+            # The balances are read then, not from the index rebuilt a moment ago.
+            service.cdr_writer.when_settled(
+                lambda: resync_accounts({a.name: a for a in store.accounts.list()}, pool, tracker)
+            )
 
     store.subscribe(changed)
     screen = DynamicScreen()
@@ -138,11 +143,14 @@ def install_switch(service) -> Engine:
     return engine
 
 
-def resync_accounts(indexes: HotIndexes, pool: AccountPool, tracker: ChargeTracker) -> None:
-    """Bring the pool's committed balances and credits in line with the database."""
-    for name, account in indexes.accounts.items():
+def resync_accounts(
+    accounts: Mapping[str, Account], pool: AccountPool, tracker: ChargeTracker
+) -> None:
+    """Bring the pool's committed balances and credits in line with the database
+    (`accounts`: the stored accounts by name, read with no CDR batch in flight)."""
+    for name, account in accounts.items():
         if name in pool:
             pending = tracker.uncommitted.get(name, ZERO)
             pool.set_account(name, account.balance - pending, account.credit)
-    for name in [n for n in pool.names() if n not in indexes.accounts]:
+    for name in [n for n in pool.names() if n not in accounts]:
         pool.remove_account(name)
