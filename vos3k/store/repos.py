@@ -94,6 +94,73 @@ class _Repo:
             raise
 
 
+class _EntityRepo(_Repo):
+    """An entity table keyed by one column: get/require/list/add/update/delete, audited.
+
+    Subclasses give `table`, `key` (the column), `noun` (for messages and audit
+    actions), `_value(row)` and `_row_of(value)`; `update` never writes `frozen`
+    columns (an account's balance moves only by top-up and CDR commits).
+    """
+
+    key = "name"
+    noun = ""
+    frozen: tuple[str, ...] = ()
+
+    @staticmethod
+    def _value(row: Mapping) -> Any:
+        raise NotImplementedError
+
+    @staticmethod
+    def _row_of(value: Any) -> dict:
+        raise NotImplementedError
+
+    def get(self, key: str) -> Any:
+        row = self._row(key)
+        return None if row is None else self._value(row)
+
+    def require(self, key: str) -> Any:
+        value = self.get(key)
+        if value is None:
+            raise NotFoundError(f"no such {self.noun}: {key}")
+        return value
+
+    def _rows(self, where: str | None = None, args: list | None = None) -> list[Any]:
+        rows = self._db[self.table].rows_where(where, args, order_by=self.key)
+        return [self._value(r) for r in rows]
+
+    def add(self, value: Any, actor: Actor) -> None:
+        key = getattr(value, self.key)
+        with self._db.atomic():
+            if self.get(key) is not None:
+                raise ExistsError(f"{self.noun} {key} already exists")
+            self._db[self.table].insert(self._row_of(value) | {"created_ms": self._store.now_ms()})
+            self._audit(actor, f"{self.noun} add", key, None, value)
+        self._store.changed(self.table)
+
+    def update(self, key: str, actor: Actor, reason: str = "", **changes: Any) -> Any:
+        with self._db.atomic():
+            old = self.require(key)
+            new = attrs.evolve(old, **changes)
+            row = self._row_of(new)
+            for column in (self.key, *self.frozen):
+                row.pop(column, None)
+            self._db[self.table].update(key, row)
+            self._audit(actor, f"{self.noun} set", key, old, new, reason)
+        self._store.changed(self.table)
+        return new
+
+    def delete(self, key: str, actor: Actor) -> None:
+        with self._db.atomic():
+            old = self.require(key)
+            self._db.execute(f"DELETE FROM {self.table} WHERE {self.key} = ?", [key])
+            self._deleted(key)
+            self._audit(actor, f"{self.noun} del", key, old, None)
+        self._store.changed(self.table)
+
+    def _deleted(self, key: str) -> None:
+        """Rows that depend on the deleted entity (inside its transaction)."""
+
+
 class ParamRepo(_Repo):
     """Stored parameter values (only those that differ from the defaults)."""
 
@@ -175,8 +242,10 @@ class UserRepo(_Repo):
         self._store.changed(self.table)
 
 
-class AccountRepo(_Repo):
+class AccountRepo(_EntityRepo):
     table = "accounts"
+    noun = "account"
+    frozen = ("balance_e4",)  # the balance moves only by top-up and CDR commits
 
     @staticmethod
     def _value(row: Mapping) -> Account:
@@ -202,40 +271,6 @@ class AccountRepo(_Repo):
             "expiry_ms": account.expiry_ms,
         }
 
-    def get(self, name: str) -> Account | None:
-        row = self._row(name)
-        return None if row is None else self._value(row)
-
-    def require(self, name: str) -> Account:
-        account = self.get(name)
-        if account is None:
-            raise NotFoundError(f"no such account: {name}")
-        return account
-
-    def list(self) -> list[Account]:
-        return [self._value(r) for r in self._db["accounts"].rows_where(order_by="name")]
-
-    def add(self, account: Account, actor: Actor) -> None:
-        with self._db.atomic():
-            if self.get(account.name) is not None:
-                raise ExistsError(f"account {account.name} already exists")
-            row = self._row_of(account) | {"created_ms": self._store.now_ms()}
-            self._db["accounts"].insert(row)
-            self._audit(actor, "account add", account.name, None, account)
-        self._store.changed(self.table)
-
-    def update(self, name: str, actor: Actor, reason: str = "", **changes: Any) -> Account:
-        """Change fields other than the balance (use `topup` for money in)."""
-        with self._db.atomic():
-            old = self.require(name)
-            new = attrs.evolve(old, **changes)
-            row = self._row_of(new)
-            row.pop("balance_e4")  # the balance moves only by top-up and CDR commits
-            self._db["accounts"].update(name, row)
-            self._audit(actor, "account set", name, old, new, reason)
-        self._store.changed(self.table)
-        return new
-
     def topup(self, name: str, amount: Decimal, actor: Actor, reason: str = "") -> Account:
         with self._db.atomic():
             old = self.require(name)
@@ -248,12 +283,8 @@ class AccountRepo(_Repo):
         self._store.changed(self.table)
         return new
 
-    def delete(self, name: str, actor: Actor) -> None:
-        with self._db.atomic():
-            old = self.require(name)
-            self._db.execute("DELETE FROM accounts WHERE name = ?", [name])
-            self._audit(actor, "account del", name, old, None)
-        self._store.changed(self.table)
+    def list(self) -> list[Account]:
+        return self._rows()
 
 
 class RateRepo(_Repo):
@@ -390,8 +421,9 @@ _GATEWAY_LISTS = {"prefixes", "stop_codes"}
 _GATEWAY_BOOLS = {"protect", "check_rate", "options_check", "dyn_blacklist", "enabled"}
 
 
-class GatewayRepo(_Repo):
+class GatewayRepo(_EntityRepo):
     table = "gateways"
+    noun = "gateway"
 
     @staticmethod
     def _value(row: Mapping) -> Gateway:
@@ -418,50 +450,14 @@ class GatewayRepo(_Repo):
             row[name] = int(row[name])
         return row
 
-    def get(self, name: str) -> Gateway | None:
-        row = self._row(name)
-        return None if row is None else self._value(row)
-
-    def require(self, name: str) -> Gateway:
-        gateway = self.get(name)
-        if gateway is None:
-            raise NotFoundError(f"no such gateway: {name}")
-        return gateway
-
     def list(self, kind: str | None = None) -> list[Gateway]:
-        rows = self._db["gateways"].rows_where(
-            "kind = ?" if kind else None, [kind] if kind else None, order_by="name"
-        )
-        return [self._value(r) for r in rows]
-
-    def add(self, gateway: Gateway, actor: Actor) -> None:
-        with self._db.atomic():
-            if self.get(gateway.name) is not None:
-                raise ExistsError(f"gateway {gateway.name} already exists")
-            row = self._row_of(gateway) | {"created_ms": self._store.now_ms()}
-            self._db["gateways"].insert(row)
-            self._audit(actor, "gateway add", gateway.name, None, gateway)
-        self._store.changed(self.table)
-
-    def update(self, name: str, actor: Actor, **changes: Any) -> Gateway:
-        with self._db.atomic():
-            old = self.require(name)
-            new = attrs.evolve(old, **changes)
-            self._db["gateways"].update(name, self._row_of(new))
-            self._audit(actor, "gateway set", name, old, new)
-        self._store.changed(self.table)
-        return new
-
-    def delete(self, name: str, actor: Actor) -> None:
-        with self._db.atomic():
-            old = self.require(name)
-            self._db.execute("DELETE FROM gateways WHERE name = ?", [name])
-            self._audit(actor, "gateway del", name, old, None)
-        self._store.changed(self.table)
+        return self._rows("kind = ?", [kind]) if kind else self._rows()
 
 
-class PhoneRepo(_Repo):
+class PhoneRepo(_EntityRepo):
     table = "phones"
+    key = "e164"
+    noun = "phone"
 
     @staticmethod
     def _value(row: Mapping) -> Phone:
@@ -473,58 +469,21 @@ class PhoneRepo(_Repo):
             bool(row["callee_pays"]),
         )
 
-    def get(self, e164: str) -> Phone | None:
-        row = self._row(e164)
-        return None if row is None else self._value(row)
+    @staticmethod
+    def _row_of(phone: Phone) -> dict:
+        return {
+            "e164": phone.e164,
+            "password": phone.password,
+            "account": phone.account,
+            "enabled": int(phone.enabled),
+            "callee_pays": int(phone.callee_pays),
+        }
 
     def list(self) -> list[Phone]:
-        return [self._value(r) for r in self._db["phones"].rows_where(order_by="e164")]
+        return self._rows()
 
-    def add(self, phone: Phone, actor: Actor) -> None:
-        with self._db.atomic():
-            if self.get(phone.e164) is not None:
-                raise ExistsError(f"phone {phone.e164} already exists")
-            self._db["phones"].insert(
-                {
-                    "e164": phone.e164,
-                    "password": phone.password,
-                    "account": phone.account,
-                    "enabled": int(phone.enabled),
-                    "callee_pays": int(phone.callee_pays),
-                    "created_ms": self._store.now_ms(),
-                }
-            )
-            self._audit(actor, "phone add", phone.e164, None, phone)
-        self._store.changed(self.table)
-
-    def update(self, e164: str, actor: Actor, **changes: Any) -> Phone:
-        with self._db.atomic():
-            old = self.get(e164)
-            if old is None:
-                raise NotFoundError(f"no such phone: {e164}")
-            new = attrs.evolve(old, **changes)
-            self._db["phones"].update(
-                e164,
-                {
-                    "password": new.password,
-                    "account": new.account,
-                    "enabled": int(new.enabled),
-                    "callee_pays": int(new.callee_pays),
-                },
-            )
-            self._audit(actor, "phone set", e164, old, new)
-        self._store.changed(self.table)
-        return new
-
-    def delete(self, e164: str, actor: Actor) -> None:
-        with self._db.atomic():
-            old = self.get(e164)
-            if old is None:
-                raise NotFoundError(f"no such phone: {e164}")
-            self._db.execute("DELETE FROM phones WHERE e164 = ?", [e164])
-            self._db.execute("DELETE FROM registrations WHERE e164 = ?", [e164])
-            self._audit(actor, "phone del", e164, old, None)
-        self._store.changed(self.table)
+    def _deleted(self, key: str) -> None:
+        self._db.execute("DELETE FROM registrations WHERE e164 = ?", [key])
 
 
 class BlacklistRepo(_Repo):
