@@ -7,6 +7,7 @@ ends with exit status 0 and nothing lost.
 
 from __future__ import annotations
 
+import gc
 import signal
 import sys
 import time
@@ -100,6 +101,9 @@ class VosService(MultiService):
 
     def startService(self) -> None:
         super().startService()
+        # Everything loaded so far (modules, pycrate's ASN.1 tables, indexes) lives for
+        # the whole run: keep it out of the garbage collector's scans (~5 % CPU per call).
+        gc.freeze()
         self.log.info(
             "vos3k started: data dir {data_dir}, {n} parameters, schema v{schema}",
             data_dir=str(self.settings.data_dir),

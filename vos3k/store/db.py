@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sqlite_utils import Database
@@ -65,6 +66,31 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[Database]:
+        """A write transaction that takes the write lock up front (BEGIN IMMEDIATE).
+
+        Two connections write this file (the reactor's and the CDR writer's thread): a
+        deferred transaction that read first and then writes would fail at once with
+        "database is locked" (SQLITE_BUSY_SNAPSHOT) after the other connection
+        committed; an immediate one waits for the lock within the busy timeout instead.
+        Nested use becomes a savepoint, as with sqlite-utils' own atomic().
+        """
+        conn = self.db.conn
+        if conn.in_transaction:
+            with self.db.atomic():
+                yield self.db
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
 
     def reopen(self) -> Store:
         """Another Store on the same file with its own connection, for the CDR writer's

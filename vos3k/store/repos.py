@@ -130,7 +130,7 @@ class _EntityRepo(_Repo):
 
     def add(self, value: Any, actor: Actor) -> None:
         key = getattr(value, self.key)
-        with self._db.atomic():
+        with self._store.atomic():
             if self.get(key) is not None:
                 raise ExistsError(f"{self.noun} {key} already exists")
             self._db[self.table].insert(self._row_of(value) | {"created_ms": self._store.now_ms()})
@@ -138,7 +138,7 @@ class _EntityRepo(_Repo):
         self._store.changed(self.table)
 
     def update(self, key: str, actor: Actor, reason: str = "", **changes: Any) -> Any:
-        with self._db.atomic():
+        with self._store.atomic():
             old = self.require(key)
             new = attrs.evolve(old, **changes)
             row = self._row_of(new)
@@ -150,7 +150,7 @@ class _EntityRepo(_Repo):
         return new
 
     def delete(self, key: str, actor: Actor) -> None:
-        with self._db.atomic():
+        with self._store.atomic():
             old = self.require(key)
             self._db.execute(f"DELETE FROM {self.table} WHERE {self.key} = ?", [key])
             self._deleted(key)
@@ -170,7 +170,7 @@ class ParamRepo(_Repo):
         return {row["name"]: row["value"] for row in self._db["params"].rows}
 
     def save(self, name: str, text: str | None, old: str, new: str, actor: Actor) -> None:
-        with self._db.atomic():
+        with self._store.atomic():
             if text is None:
                 self._db.execute("DELETE FROM params WHERE name = ?", [name])
                 action = "param reset"
@@ -186,7 +186,7 @@ class AuditRepo(_Repo):
     table = "audit"
 
     def record(self, actor: Actor, action: str, obj: str, old: Any, new: Any, reason=""):
-        with self._db.atomic():
+        with self._store.atomic():
             self._audit(actor, action, obj, old, new, reason)
 
     def recent(self, limit: int = 100) -> list[AuditEntry]:
@@ -215,7 +215,7 @@ class UserRepo(_Repo):
 
     def put(self, user: AdminUser, actor: Actor, create_only: bool = False) -> None:
         """Create or replace a user (replacing keeps the audit trail's old value)."""
-        with self._db.atomic():
+        with self._store.atomic():
             old = self.get(user.name)
             if old is not None and create_only:
                 raise ExistsError(f"user {user.name} already exists")
@@ -233,7 +233,7 @@ class UserRepo(_Repo):
         self._store.changed(self.table)
 
     def delete(self, name: str, actor: Actor) -> None:
-        with self._db.atomic():
+        with self._store.atomic():
             old = self.get(name)
             if old is None:
                 raise NotFoundError(f"no such user: {name}")
@@ -272,7 +272,7 @@ class AccountRepo(_EntityRepo):
         }
 
     def topup(self, name: str, amount: Decimal, actor: Actor, reason: str = "") -> Account:
-        with self._db.atomic():
+        with self._store.atomic():
             old = self.require(name)
             self._db.execute(
                 "UPDATE accounts SET balance_e4 = balance_e4 + ? WHERE name = ?",
@@ -345,7 +345,7 @@ class RateRepo(_Repo):
             yield self._value(dict(zip(names, row, strict=True)))
 
     def put(self, rate: Rate, actor: Actor) -> None:
-        with self._db.atomic():
+        with self._store.atomic():
             old = self.get(rate.rate_table, rate.prefix)
             self._db["rates"].upsert(self._row_of(rate), pk=("rate_table", "prefix"))
             self._audit(
@@ -358,7 +358,7 @@ class RateRepo(_Repo):
         self._store.changed(self.table)
 
     def delete(self, table: str, prefix: str, actor: Actor) -> None:
-        with self._db.atomic():
+        with self._store.atomic():
             old = self.get(table, prefix)
             if old is None:
                 raise NotFoundError(f"no rate {prefix} in table {table}")
@@ -371,7 +371,7 @@ class RateRepo(_Repo):
     def import_rates(self, table: str, rates: Iterable[Rate], actor: Actor, source: str = ""):
         """All-or-nothing bulk upsert; returns (added, updated).  One audit row for the file."""
         added = updated = 0
-        with self._db.atomic():
+        with self._store.atomic():
             before = self._db.execute(
                 "SELECT COUNT(*) FROM rates WHERE rate_table = ?", [table]
             ).fetchone()[0]
@@ -502,7 +502,7 @@ class BlacklistRepo(_Repo):
         return [e for e in entries if e.expires_ms is None or e.expires_ms > now_ms]
 
     def add(self, entry: BlacklistEntry, actor: Actor) -> None:
-        with self._db.atomic():
+        with self._store.atomic():
             self._db.execute(
                 "INSERT INTO blacklist (value, dir, kind, reason, expires_ms, created_ms) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(value, dir, kind) DO UPDATE SET "
@@ -520,7 +520,7 @@ class BlacklistRepo(_Repo):
         self._store.changed(self.table)
 
     def delete(self, value: str, actor: Actor, kind: str | None = None) -> int:
-        with self._db.atomic():
+        with self._store.atomic():
             sql, args = "DELETE FROM blacklist WHERE value = ?", [value]
             if kind:
                 sql += " AND kind = ?"
@@ -539,7 +539,7 @@ class RegistrationRepo(_Repo):
     table = "registrations"
 
     def replace(self, e164: str, bindings: Iterable[Registration]) -> None:
-        with self._db.atomic():
+        with self._store.atomic():
             self._db.execute("DELETE FROM registrations WHERE e164 = ?", [e164])
             for b in bindings:
                 self._db["registrations"].insert(
@@ -611,7 +611,7 @@ class CdrRepo(_Repo):
         )
         debit = "UPDATE accounts SET balance_e4 = balance_e4 - ? WHERE name = ?"
         conn = self._db.conn
-        with self._db.atomic():
+        with self._store.atomic():
             stored = self._stored_uuids([r.get("call_uuid") for r in rows])
             fresh: list[int] = []  # indexes of the rows to insert, in order
             values: list[list[Any]] = []
@@ -755,7 +755,7 @@ class CdrRepo(_Repo):
     def modify_money(self, cdr_id: int, actor: Actor, reason: str, **changes: int) -> dict:
         """Change a CDR's fee_e4/cost_e4, adjust the balances by the difference and audit,
         in one transaction (SPEC.md §7 `cdr modify`)."""
-        with self._db.atomic():
+        with self._store.atomic():
             old = self.get(cdr_id)
             if old is None:
                 raise NotFoundError(f"no such CDR: {cdr_id}")
@@ -789,7 +789,7 @@ class CdrRepo(_Repo):
         return row[0] if row else 0
 
     def set_output_position(self, name: str, last_id: int) -> None:
-        with self._db.atomic():
+        with self._store.atomic():
             self._db["cdr_outputs"].upsert({"name": name, "last_id": last_id}, pk="name")
 
     def output_positions(self, prefix: str) -> dict[str, int]:
@@ -802,7 +802,7 @@ class CdrRepo(_Repo):
 
     def set_output_positions(self, positions: Mapping[str, int]) -> None:
         """Store several positions of one output in ONE transaction (a consistent checkpoint)."""
-        with self._db.atomic():
+        with self._store.atomic():
             for name, value in positions.items():
                 self._db.execute(
                     "INSERT INTO cdr_outputs (name, last_id) VALUES (?, ?) "
