@@ -19,7 +19,7 @@ from vos3k.sip.message import IdSource, Request, Response, build_response, parse
 from vos3k.sip.transaction import Address
 from vos3k.store.db import open_store
 from vos3k.switch.engine import Accepted
-from vos3k.switch.legs import Answered, Media, Setup
+from vos3k.switch.legs import Answered, Ending, Media, Setup
 from vos3k.switch.reasons import EndReason
 
 CUSTOMER = Address("UDP", "192.0.2.10", 5060)
@@ -371,3 +371,16 @@ def test_first_attempt_inside_incoming_sees_the_customer_invite():
     assert invite.header("privacy") == "id"
     assert rig.layer.arriving is None
     rig.endpoint.stopService()
+
+
+def test_ended_legs_leave_no_dialog_behind(rig):
+    # each leg drops its own (Call-ID, tag) entries: no scan of every live dialog
+    rig.customer_invite()
+    rig.connect()
+    caller, callee = rig.caller(), rig.callee
+    assert set(rig.layer.dialogs.values()) == {caller, callee}
+    ending = Ending(EndReason.NORMAL_CLEARING, None, 16)
+    caller.hang_up(ending)
+    assert set(rig.layer.dialogs.values()) == {callee}
+    callee.hang_up(ending)
+    assert rig.layer.dialogs == {}

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+
 import pytest
 from twisted.internet.address import IPv4Address
+from twisted.internet.error import MessageLengthError
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import globalLogPublisher
 
@@ -387,3 +390,56 @@ def test_local_address_uses_the_listen_address(rig):
     assert rig[1].local_address(Address("UDP", "198.51.100.7", 5060)) == Address(
         "UDP", "127.0.0.1", 5060
     )
+
+
+class _Socket:
+    """A UDP socket that fails its first sendto calls with the given errno values."""
+
+    def __init__(self, *errnos: int) -> None:
+        self.errnos = list(errnos)
+        self.sent: list[tuple[bytes, tuple[str, int]]] = []
+
+    def sendto(self, data: bytes, addr: tuple[str, int]) -> int:
+        if self.errnos:
+            raise OSError(self.errnos.pop(0), "fake")
+        self.sent.append((data, addr))
+        return len(data)
+
+
+class _Port:
+    """Twisted's UDP Port as SipDatagramProtocol uses it: write() checks, socket sends."""
+
+    def __init__(self, sock: _Socket) -> None:
+        self.socket = sock
+        self.written: list[tuple[bytes, tuple[str, int]]] = []
+
+    def write(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.written.append((data, addr))
+
+
+@pytest.mark.parametrize(
+    ("errnos", "sent", "raises"),
+    [
+        ((), 1, None),
+        ((errno.EINTR,), 1, None),  # retried, as Port.write does
+        ((errno.ECONNREFUSED,), 0, None),  # an earlier datagram's ICMP error: ignored
+        ((errno.EMSGSIZE,), 0, MessageLengthError),  # the transport counts a send error
+        ((errno.EPERM,), 0, OSError),
+    ],
+    ids=["sent", "eintr-retried", "econnrefused-ignored", "emsgsize", "other-errors-raise"],
+)
+def test_udp_write_checks_a_host_once_then_uses_the_socket(errnos, sent, raises):
+    port = _Port(_Socket(*errnos))
+    udp = SipDatagramProtocol(None, ListenAddress("127.0.0.1", 5060))  # type: ignore[arg-type]
+    udp.transport = port
+    udp.write(b"first", "192.0.2.7", 5060)
+    assert port.written == [(b"first", ("192.0.2.7", 5060))]  # Twisted's checks ran
+    if raises is None:
+        udp.write(b"second", "192.0.2.7", 5060)
+    else:
+        with pytest.raises(raises):
+            udp.write(b"second", "192.0.2.7", 5060)
+    assert len(port.written) == 1
+    assert port.socket.sent == [(b"second", ("192.0.2.7", 5060))] * sent
+    udp.write(b"other host", "192.0.2.8", 5060)
+    assert port.written[-1] == (b"other host", ("192.0.2.8", 5060))

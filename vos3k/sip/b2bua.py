@@ -54,6 +54,7 @@ from vos3k.sip.message import (
     parse_name_addr,
 )
 from vos3k.sip.probe import install_probe
+from vos3k.sip.sdp import Media as SdpMedia
 from vos3k.sip.sdp import SdpError, parse_sdp, rewrite_sdp
 from vos3k.sip.timers import (
     LegSession,
@@ -127,10 +128,30 @@ def dtmf_of(body: bytes, content_type: str | None) -> Dtmf | None:
     return Dtmf(digit, int(duration) if duration.isdigit() and 0 < int(duration) < 60000 else 100)
 
 
+_MEDIA_MEMO: dict[bytes, Media] = {}
+_MEDIA_MEMO_MAX = 1024
+
+
 def media_of(body: bytes, content_type: str | None) -> Media | None:
     """The switch's summary of an SDP body (None without SDP)."""
-    if not body or (content_type or "").split(";")[0].strip().lower() != SDP:
+    if not body or (content_type != SDP and _bare_type(content_type) != SDP):
         return None
+    # a call reads its caller's offer several times (admission, each attempt's
+    # rewrite); the summary is a frozen value of the body alone (bounded memo)
+    found = _MEDIA_MEMO.get(body)
+    if found is None:
+        found = _summary(body)
+        if len(_MEDIA_MEMO) >= _MEDIA_MEMO_MAX:
+            _MEDIA_MEMO.clear()
+        _MEDIA_MEMO[body] = found
+    return found
+
+
+def _bare_type(content_type: str | None) -> str:
+    return (content_type or "").split(";")[0].strip().lower()
+
+
+def _summary(body: bytes) -> Media:
     sdp = parse_sdp(body)
     if isinstance(sdp, SdpError) or not sdp.media:
         return Media(body=body)
@@ -142,6 +163,27 @@ def media_of(body: bytes, content_type: str | None) -> Media | None:
         port=first.port,
         codecs=codecs,
         direction=first.direction.value,
+    )
+
+
+def rewritten_summary(
+    media: Media, first: SdpMedia, body: bytes, address: str, port: int | None
+) -> Media:
+    """``media_of(body)`` for ``body = rewrite_sdp(sdp, address=address, ports=[port, 0...])``
+    without parsing it again: only the first stream's address and port change (a hold
+    address and a rejected port 0 are kept, as rewrite_sdp keeps them)."""
+    connection = first.connection
+    if connection is not None and connection.address not in ("0.0.0.0", "::"):
+        media_address = address
+    else:
+        media_address = media.address
+    media_port = first.port if port is None or first.port == 0 else port
+    return Media(
+        body=body,
+        address=media_address,
+        port=media_port,
+        codecs=media.codecs,
+        direction=media.direction,
     )
 
 
@@ -285,9 +327,16 @@ class SipCallLayer:
     def existing_session(self, call_id: str):
         return None if self.media is None else self.media.session(call_id)
 
+    def add_dialog(self, key: tuple[str, str], leg: _SipLeg) -> None:
+        self.dialogs[key] = leg
+        leg.dialog_keys.append(key)
+
     def forget(self, leg: _SipLeg) -> None:
-        for key in [k for k, v in self.dialogs.items() if v is leg]:
-            del self.dialogs[key]
+        # the leg lists its own keys: no scan of every live dialog per ended call
+        for key in leg.dialog_keys:
+            if self.dialogs.get(key) is leg:
+                del self.dialogs[key]
+        leg.dialog_keys.clear()
 
     # -- a new call -----------------------------------------------------------------
 
@@ -366,6 +415,7 @@ class _SipLeg:
         self.ended = False
         self.keeper: SessionKeeper | None = None  # RFC 4028 timer or no-timer probe
         self.local_sdp = b""  # the last SDP sent to this leg (a refresh re-INVITE's)
+        self.dialog_keys: list[tuple[str, str]] = []  # this leg's entries in layer.dialogs
 
     # -- media rewriting ----------------------------------------------------------
 
@@ -386,7 +436,7 @@ class _SipLeg:
         ip, port = session.local_address(other)
         ports = [port] + [0] * (len(sdp.media) - 1)
         rewritten = rewrite_sdp(sdp, address=ip, ports=ports, origin_address=ip)
-        return rewritten, _replace_body(media_of(rewritten, SDP) or media, rewritten)
+        return rewritten, rewritten_summary(media, first, rewritten, ip, port)
 
     # -- in-dialog requests ---------------------------------------------------------
 
@@ -676,7 +726,7 @@ class SipCallerLeg(_SipLeg):
         dialog = Dialog.uas(self.invite, self.tag, self.local_contact())
         if isinstance(dialog, Dialog):
             self.dialog = attrs.evolve(dialog, state=DialogState.CONFIRMED)
-            self.layer.dialogs[(dialog.call_id, self.tag)] = self
+            self.layer.add_dialog((dialog.call_id, self.tag), self)
         self.answered = True
         self.final(response)
         self.ok = response
@@ -911,7 +961,7 @@ class SipCalleeLeg(_SipLeg):
             self.report(Proceeding())
             return
         body, media = self.incoming_sdp(response.body, response.content_type())
-        if media is not None:
+        if media is not None and media.body != body:
             media = _replace_body(media, body)
         if response.status == 183:
             self.report(Progress(media=media))
@@ -929,7 +979,7 @@ class SipCalleeLeg(_SipLeg):
             self.report(Failed(code=502))
             return
         self.dialog = dialog.on_response(response)
-        self.layer.dialogs[(dialog.call_id, dialog.local_tag)] = self
+        self.layer.add_dialog((dialog.call_id, dialog.local_tag), self)
         self._ack(response)
         if self.answered:
             return
@@ -939,7 +989,7 @@ class SipCalleeLeg(_SipLeg):
             self._done()
             return
         body, media = self.incoming_sdp(response.body, response.content_type())
-        if media is not None:
+        if media is not None and media.body != body:
             media = _replace_body(media, body)
         caller = self.layer.callers.get(self.call_id)
         if caller is not None:

@@ -38,12 +38,16 @@ __all__ = [
 
 
 class DialogState(Enum):
+    __hash__ = object.__hash__  # members are singletons: identity hash (table keys)
+
     EARLY = "early"
     CONFIRMED = "confirmed"
     TERMINATED = "terminated"
 
 
 class DialogInput(Enum):
+    __hash__ = object.__hash__  # members are singletons: identity hash (table keys)
+
     R1XX = "1xx"
     R2XX = "2xx"
     R3XX_6XX = "300-699"

@@ -198,6 +198,9 @@ class SipEndpoint(Service):
         self.stats = {"stray": 0, "registers": 0, "auth_failed": 0}
         self._timer: Any = None
         self._timer_deadline: int | None = None
+        # nesting of handle-and-perform runs (the call layer answers from inside one):
+        # only the outermost re-arms the timer, once, when everything it caused is done
+        self._depth = 0
         self._unsubscribe: Callable[[], None] | None = None
 
     # -- service ---------------------------------------------------------------
@@ -249,13 +252,19 @@ class SipEndpoint(Service):
 
     def message_received(self, message: Request | Response, source: Address) -> None:
         now = self.now_ms()
-        if isinstance(message, Request):
-            effects = self.layer.handle(RequestReceived(message, source), now)
-        else:
-            effects = self.layer.handle(ResponseReceived(message, source), now)
+        self._depth += 1
         try:
+            if isinstance(message, Request):
+                effects = self.layer.handle(RequestReceived(message, source), now)
+            else:
+                effects = self.layer.handle(ResponseReceived(message, source), now)
             self._perform(effects, source, now)
         finally:
+            self._done(now)
+
+    def _done(self, now: int) -> None:
+        self._depth -= 1
+        if not self._depth:
             self._rearm(now)
 
     # -- for the call layer ----------------------------------------------------------
@@ -265,21 +274,23 @@ class SipEndpoint(Service):
 
         Returns its key; None for an ACK, which is sent without a transaction."""
         now = self.now_ms()
-        effects = self.layer.handle(RequestSubmitted(request, destination), now)
+        self._depth += 1
         try:
+            effects = self.layer.handle(RequestSubmitted(request, destination), now)
             self._perform(effects, destination, now)
         finally:
-            self._rearm(now)
+            self._done(now)
         return None if request.method == "ACK" else client_key(request)
 
     def send_response(self, response: Response, key: TransactionKey) -> None:
         """Answer the server transaction ``key`` (from ``CallLayer.request``)."""
         now = self.now_ms()
-        effects = self.layer.handle(ResponseSubmitted(response, key), now)
+        self._depth += 1
         try:
+            effects = self.layer.handle(ResponseSubmitted(response, key), now)
             self._perform(effects, None, now)
         finally:
-            self._rearm(now)
+            self._done(now)
 
     def send_stateless(self, message: Request | Response, destination: Address) -> None:
         """Send outside any transaction: 2xx retransmissions, the ACK for a 2xx."""
@@ -428,11 +439,12 @@ class SipEndpoint(Service):
 
     def _send_failed(self, key: TransactionKey) -> None:
         now = self.now_ms()
-        effects = self.layer.handle(SendFailed(key), now)
+        self._depth += 1
         try:
+            effects = self.layer.handle(SendFailed(key), now)
             self._perform(effects, None, now)
         finally:
-            self._rearm(now)
+            self._done(now)
 
     def _request(self, effect: Deliver, source: Address | None, now: int) -> None:
         request: Request = effect.message  # type: ignore[assignment]
@@ -580,6 +592,7 @@ class SipEndpoint(Service):
         self._timer = None
         # the reactor may wake a hair early in float seconds: the deadline is due now
         now = max(self.now_ms(), self._timer_deadline or 0)
+        self._depth += 1
         try:
             effects = self.layer.handle(TimersDue(), now)
             self._perform(effects, None, now)
@@ -590,4 +603,4 @@ class SipEndpoint(Service):
         except Exception:
             self.log.failure("SIP timer processing raised an internal error")
         finally:
-            self._rearm(now)
+            self._done(now)

@@ -25,9 +25,10 @@ Public API (the transport and the B2BUA build on this; keep it stable):
   ``Request.request_uri()``.  Value parsers: ``parse_via``, ``parse_name_addr``,
   ``parse_cseq``, ``split_values``; ``reason_phrase(status)``.  They raise
   ``HeaderError`` (a ValueError) on a message that ``validate_*`` would reject.
-- Copy-editing: ``with_header``, ``with_headers``, ``prepend_header``, ``append_header``,
-  ``without_header``, ``with_body`` return new frozen messages (pass headers as a
-  tuple of ``(name, value)`` when constructing ``Request``/``Response`` directly).
+- Copy-editing: ``with_header``, ``with_headers``, ``with_line``, ``prepend_header``,
+  ``append_header``, ``without_header``, ``with_body`` return new frozen messages (pass
+  headers as a tuple of ``(name, value)`` when constructing ``Request``/``Response``
+  directly); values already parsed are kept for the headers an edit leaves as they were.
 
 Header names match case-insensitively and compact forms are expanded (§7.3.3).
 Text is decoded as UTF-8 with ``surrogateescape`` so any byte string round-trips.
@@ -43,6 +44,7 @@ import attrs
 from attrs import field, frozen
 
 from vos3k.sip.uri import (
+    MEMO_MAX,
     TOKEN_RE,
     Uri,
     UriError,
@@ -203,6 +205,7 @@ class HeaderError(ValueError):
 
 
 _KEYS: dict[str, str] = {}
+_NO_LINES: list[str] = []  # shared empty result of _Message._lines (never mutated)
 
 
 def header_key(name: str) -> str:
@@ -381,8 +384,30 @@ _VIA_RE = re.compile(
 )
 
 
+# Header values parse to frozen values, so a value seen before gives the same result:
+# the Via, From and To of a call come back in every response and in-dialog request.
+# Only successes are kept (a bad value raises each time); bounded like uri.parse_uri's.
+_VIA_MEMO: dict[str, Via] = {}
+_NAME_ADDR_MEMO: dict[str, NameAddr] = {}
+_CSEQ_MEMO: dict[str, CSeq] = {}
+
+
+def _remember(memo: dict, key: str, value: object) -> None:
+    if len(memo) >= MEMO_MAX:
+        memo.clear()
+    memo[key] = value
+
+
 def parse_via(value: str) -> Via:
     """One via-parm (already split from its list).  Raises HeaderError."""
+    found = _VIA_MEMO.get(value)
+    if found is None:
+        found = _parse_via(value)
+        _remember(_VIA_MEMO, value, found)
+    return found
+
+
+def _parse_via(value: str) -> Via:
     m = _VIA_RE.match(value.strip())
     if m is None:
         raise HeaderError(f"bad Via {value[:60]!r}")
@@ -411,6 +436,14 @@ _DISPLAY_TOKENS_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~ \t]*\Z")
 
 def parse_name_addr(value: str) -> NameAddr:
     """name-addr / addr-spec plus header params (§25.1).  Raises HeaderError."""
+    found = _NAME_ADDR_MEMO.get(value)
+    if found is None:
+        found = _parse_name_addr(value)
+        _remember(_NAME_ADDR_MEMO, value, found)
+    return found
+
+
+def _parse_name_addr(value: str) -> NameAddr:
     s = value.strip()
     display: str | None = None
     try:
@@ -451,6 +484,14 @@ _CSEQ_RE = re.compile(r"\s*([0-9]+)\s+([A-Za-z0-9\-.!%*_+`'~]+)\s*\Z")
 
 
 def parse_cseq(value: str) -> CSeq:
+    found = _CSEQ_MEMO.get(value)
+    if found is None:
+        found = _parse_cseq(value)
+        _remember(_CSEQ_MEMO, value, found)
+    return found
+
+
+def _parse_cseq(value: str) -> CSeq:
     m = _CSEQ_RE.match(value)
     if m is None:
         raise HeaderError(f"bad CSeq {value[:40]!r}")
@@ -479,14 +520,18 @@ class _Message:
     body: bytes
     _cache: dict
 
+    def _copy(self, headers: tuple[tuple[str, str], ...]) -> Request | Response:
+        raise NotImplementedError
+
     def _index(self) -> dict[str, list[str]]:
         """Header values by canonical key, built once per message (lazy)."""
         try:
             return self._cache["#index"]
         except KeyError:
             index: dict[str, list[str]] = {}
+            keys = _KEYS
             for hname, value in self.headers:
-                key = header_key(hname)
+                key = keys.get(hname) or header_key(hname)
                 if key in index:
                     index[key].append(value)
                 else:
@@ -494,80 +539,108 @@ class _Message:
             self._cache["#index"] = index
             return index
 
+    def _lines(self, key: str) -> list[str]:
+        """The values of canonical header ``key``; the caller must not change the list."""
+        try:
+            index = self._cache["#index"]
+        except KeyError:
+            index = self._index()
+        return index.get(key, _NO_LINES)
+
     def header(self, name: str) -> str | None:
         """The first header line of that name (value as received), or None."""
-        values = self._index().get(header_key(name))
+        values = self._lines(header_key(name))
         return values[0] if values else None
 
     def headers_named(self, name: str) -> list[str]:
-        return list(self._index().get(header_key(name), ()))
+        return list(self._lines(header_key(name)))
 
     def values(self, name: str) -> list[str]:
         """All values: list headers split on commas (§7.3.1), others one per line."""
-        lines = self.headers_named(name)
-        if header_key(name) not in LIST_HEADERS:
+        return self._values(header_key(name))
+
+    def _values(self, key: str) -> list[str]:
+        lines = self._lines(key)
+        if key not in LIST_HEADERS:
             return [v.strip() for v in lines]
+        if len(lines) == 1:
+            return split_values(lines[0])
         out: list[str] = []
         for line in lines:
             out.extend(split_values(line))
         return out
 
-    def _single(self, name: str) -> str:
-        lines = self.headers_named(name)
+    def _single(self, key: str) -> str:
+        lines = self._lines(key)
         if not lines:
-            raise HeaderError(f"missing {name}")
+            raise HeaderError(f"missing {key}")
         if len(lines) > 1 and len({v.strip() for v in lines}) > 1:
-            raise HeaderError(f"conflicting {name} headers")
+            raise HeaderError(f"conflicting {key} headers")
         return lines[0]
 
-    def _cached(self, key: str, make: Callable[[], object]) -> object:
-        try:
-            return self._cache[key]
-        except KeyError:
-            value = self._cache[key] = make()
-            return value
+    # Parsed header values are cached under the header's canonical key (copy-editing
+    # carries them over to the copy while that header's lines are unchanged).
 
     def call_id(self) -> str:
-        value = self._single("call-id").strip()
-        if not value or any(c in value for c in " \t"):
-            raise HeaderError("bad Call-ID")
-        return value
+        cache = self._cache
+        found = cache.get("call-id")
+        if found is None:
+            value = self._single("call-id").strip()
+            if not value or " " in value or "\t" in value:
+                raise HeaderError("bad Call-ID")
+            found = cache["call-id"] = value
+        return found
 
     def cseq(self) -> CSeq:
-        return self._cached("cseq", lambda: parse_cseq(self._single("cseq")))  # type: ignore[return-value]
+        cache = self._cache
+        found = cache.get("cseq")
+        if found is None:
+            found = cache["cseq"] = parse_cseq(self._single("cseq"))
+        return found
 
     def vias(self) -> tuple[Via, ...]:
-        def make() -> tuple[Via, ...]:
-            values = self.values("via")
+        cache = self._cache
+        found = cache.get("via")
+        if found is None:
+            values = self._values("via")
             if not values:
                 raise HeaderError("missing Via")
             if "" in values:
                 raise HeaderError("empty Via element")
-            return tuple(parse_via(v) for v in values)
-
-        return self._cached("via", make)  # type: ignore[return-value]
+            found = cache["via"] = tuple([parse_via(v) for v in values])
+        return found
 
     def top_via(self) -> Via:
         return self.vias()[0]
 
     def from_(self) -> NameAddr:
-        return self._cached("from", lambda: parse_name_addr(self._single("from")))  # type: ignore[return-value]
+        cache = self._cache
+        found = cache.get("from")
+        if found is None:
+            found = cache["from"] = parse_name_addr(self._single("from"))
+        return found
 
     def to(self) -> NameAddr:
-        return self._cached("to", lambda: parse_name_addr(self._single("to")))  # type: ignore[return-value]
+        cache = self._cache
+        found = cache.get("to")
+        if found is None:
+            found = cache["to"] = parse_name_addr(self._single("to"))
+        return found
 
-    def _name_addrs(self, name: str) -> tuple[NameAddr, ...]:
-        def make() -> tuple[NameAddr, ...]:
-            values = self.values(name)
+    def _name_addrs(self, key: str) -> tuple[NameAddr, ...]:
+        cache = self._cache
+        found = cache.get(key)
+        if found is None:
+            values = self._values(key)
             if "" in values:
-                raise HeaderError(f"empty {name} element")
-            return tuple(parse_name_addr(v) for v in values)
-
-        return self._cached(name, make)  # type: ignore[return-value]
+                raise HeaderError(f"empty {key} element")
+            found = cache[key] = tuple([parse_name_addr(v) for v in values])
+        return found
 
     def is_contact_wildcard(self) -> bool:
         """``Contact: *`` (REGISTER removal of all bindings, §10.2.2)."""
-        return [v.strip() for v in self.headers_named("contact")] == ["*"]
+        lines = self._lines("contact")
+        return len(lines) == 1 and lines[0].strip() == "*"
 
     def contacts(self) -> tuple[NameAddr, ...]:
         if self.is_contact_wildcard():
@@ -581,28 +654,66 @@ class _Message:
         return self._name_addrs("record-route")
 
     def max_forwards(self) -> int | None:
-        value = self.header("max-forwards")
-        return None if value is None else _parse_small_int(value, "Max-Forwards", 255)
+        values = self._lines("max-forwards")
+        return _parse_small_int(values[0], "Max-Forwards", 255) if values else None
 
     def content_length(self) -> int | None:
-        value = self.header("content-length")
-        return None if value is None else _parse_small_int(value, "Content-Length", 2**31)
+        values = self._lines("content-length")
+        return _parse_small_int(values[0], "Content-Length", 2**31) if values else None
 
     def content_type(self) -> str | None:
         """Media type without parameters, lower case (``application/sdp``)."""
-        value = self.header("content-type")
-        if value is None:
+        values = self._lines("content-type")
+        if not values:
             return None
-        return value.split(";", 1)[0].strip().lower()
+        return values[0].split(";", 1)[0].strip().lower()
 
     def expires(self) -> int | None:
-        value = self.header("expires")
-        return None if value is None else _parse_small_int(value, "Expires", 2**32 - 1)
+        values = self._lines("expires")
+        return _parse_small_int(values[0], "Expires", 2**32 - 1) if values else None
 
     # -- copy-editing ------------------------------------------------------
 
     def with_headers(self, headers: Iterable[tuple[str, str]]):
-        return attrs.evolve(self, headers=tuple(headers))
+        copy = self._copy(tuple(headers))
+        cache = self._cache
+        if len(cache) > 1:
+            # values parsed from this message stay valid for headers whose lines the
+            # edit left as they were (stamp_via changes the Via only)
+            old = self._index()
+            new = copy._index()
+            kept = copy._cache
+            for key, value in cache.items():
+                if key[0] == "#":
+                    if key == "#ruri":
+                        kept[key] = value
+                elif old.get(key) == new.get(key):
+                    kept[key] = value
+        return copy
+
+    def with_line(self, position: int, value: str):
+        """A copy with the value of header line ``position`` replaced (name kept).
+
+        What the message parsed stays parsed, that header's values excepted: the
+        transport's stamp_via changes one Via line of every request it receives.
+        """
+        headers = list(self.headers)
+        name = headers[position][0]
+        headers[position] = (name, value)
+        copy = self._copy(tuple(headers))
+        key = header_key(name)
+        old = self._index()
+        occurrence = sum(1 for n, _v in self.headers[:position] if header_key(n) == key)
+        lines = list(old[key])
+        lines[occurrence] = value
+        index = dict(old)  # the other keys' lists are shared: never changed once built
+        index[key] = lines
+        cache = copy._cache
+        for cached, parsed in self._cache.items():
+            if cached != key and cached != "#index":
+                cache[cached] = parsed
+        cache["#index"] = index
+        return copy
 
     def with_header(self, name: str, *values: str):
         """Replace every header of that name by ``values`` at the first one's place."""
@@ -666,10 +777,16 @@ class Request(_Message):
     _cache: dict = field(factory=dict, init=False, repr=False, eq=False, hash=False)
 
     def request_uri(self) -> Uri:
-        uri = parse_uri(self.uri)
-        if isinstance(uri, UriError):
-            raise HeaderError(f"bad Request-URI: {uri.reason}")
+        uri = self._cache.get("#ruri")
+        if uri is None:
+            uri = parse_uri(self.uri)
+            if isinstance(uri, UriError):
+                raise HeaderError(f"bad Request-URI: {uri.reason}")
+            self._cache["#ruri"] = uri
         return uri
+
+    def _copy(self, headers: tuple[tuple[str, str], ...]) -> Request:
+        return Request(self.method, self.uri, headers, self.body, self.version)
 
     @property
     def start_line(self) -> str:
@@ -688,6 +805,9 @@ class Response(_Message):
     @property
     def start_line(self) -> str:
         return f"{self.version} {self.status} {self.reason}"
+
+    def _copy(self, headers: tuple[tuple[str, str], ...]) -> Response:
+        return Response(self.status, self.reason, headers, self.body, self.version)
 
 
 Message = Request | Response
@@ -726,8 +846,28 @@ def _split_head(data: bytes) -> tuple[bytes, bytes] | None:
 _VALID_NAMES: set[str] = set()
 
 
+# One well-formed header line: token name, colon, value (LWS around both trimmed, one
+# trailing CR dropped).  When every line matches, _header_lines takes this one C pass.
+# The value is runs of non-LWS characters joined by LWS; possessive quantifiers (never
+# given back) keep a long run of LWS from backtracking: linear time on any datagram.
+_HEADER_LINE_RE = re.compile(
+    r"\n([A-Za-z0-9\-.!%*_+`'~]++)[ \t]*+:[ \t]*+"
+    r"((?:[^ \t\r\n]++(?:[ \t]++[^ \t\r\n]++)*+)?+)[ \t]*+\r?(?=\n|\Z)"
+)
+
+
 def _header_lines(head: str) -> tuple[str, list[tuple[str, str]], str | None]:
     """Start line, unfolded (name, value) pairs, and the first error if any."""
+    first_end = head.find("\n")
+    if first_end >= 0:
+        pairs = _HEADER_LINE_RE.findall(head, first_end)
+        if len(pairs) == head.count("\n", first_end):
+            return head[:first_end].rstrip("\r"), pairs, None
+    return _header_lines_careful(head)
+
+
+def _header_lines_careful(head: str) -> tuple[str, list[tuple[str, str]], str | None]:
+    """_header_lines line by line: folding, odd names, the first error."""
     lines = head.split("\n")
     start = lines[0].rstrip("\r")
     headers: list[tuple[str, str]] = []
@@ -786,8 +926,17 @@ def _parse(data: bytes, *, stream: bool) -> Request | Response | Malformed:
     if error is not None:
         return bad(error)
 
-    lengths = [v for n, v in headers if header_key(n) == "content-length"]
-    if len(set(lengths)) > 1:  # RFC 4475 §3.3.11 mcl01
+    # the header index every accessor uses, built here in the one pass over the names
+    index: dict[str, list[str]] = {}
+    keys = _KEYS
+    for hname, value in headers:
+        key = keys.get(hname) or header_key(hname)
+        if key in index:
+            index[key].append(value)
+        else:
+            index[key] = [value]
+    lengths = index.get("content-length", _NO_LINES)
+    if len(lengths) > 1 and len(set(lengths)) > 1:  # RFC 4475 §3.3.11 mcl01
         return bad("conflicting Content-Length headers")
     if lengths:
         cl_text = lengths[0]
@@ -807,7 +956,9 @@ def _parse(data: bytes, *, stream: bool) -> Request | Response | Malformed:
         code = parts[1]
         if len(code) != 3 or not code.isdigit() or not code.isascii() or code[0] == "0":
             return Malformed(f"bad status code {code[:12]!r}", False, 400, start, htuple)
-        return Response(int(code), parts[2] if len(parts) == 3 else "", htuple, body, parts[0])
+        response = Response(int(code), parts[2] if len(parts) == 3 else "", htuple, body, parts[0])
+        response._cache["#index"] = index
+        return response
 
     parts = start.split(" ")
     # §7.1: Method SP Request-URI SP SIP-Version, exactly one SP each (RFC 4475 lwsstart, trws)
@@ -820,7 +971,9 @@ def _parse(data: bytes, *, stream: bool) -> Request | Response | Malformed:
         return bad(f"bad SIP version {version[:20]!r}")
     if not uri:
         return bad("empty Request-URI")
-    return Request(method, uri, htuple, body, version)
+    request = Request(method, uri, htuple, body, version)
+    request._cache["#index"] = index
+    return request
 
 
 # ---------------------------------------------------------------------------
@@ -851,17 +1004,18 @@ def _check_common(msg: Request | Response) -> None:
     msg.call_id()
     msg.cseq()
     msg.content_length()
-    mf = msg.headers_named("max-forwards")
-    if len(mf) > 1:
+    index = msg._index()
+    forwards = index.get("max-forwards", _NO_LINES)
+    if len(forwards) > 1:
         raise HeaderError("several Max-Forwards headers")  # RFC 4475 multi01
-    msg.max_forwards()
-    if not msg.is_contact_wildcard():
-        msg.contacts()
+    if forwards:
+        _parse_small_int(forwards[0], "Max-Forwards", 255)
+    contacts = () if msg.is_contact_wildcard() else msg._name_addrs("contact")
     msg.record_routes()
-    date = msg.header("date")
-    if date is not None and not _DATE_RE.match(date.strip()):
+    date = index.get("date")
+    if date is not None and not _DATE_RE.match(date[0].strip()):
         raise HeaderError("Date is not an RFC 1123 GMT date")  # RFC 4475 baddate
-    for contact in msg.contacts():
+    for contact in contacts:
         expires = contact.param("expires")
         if expires is not None:
             _parse_small_int(expires, "Contact expires", 2**32 - 1)
@@ -889,9 +1043,9 @@ def validate_request(
     try:
         _check_common(req)
         req.routes()
-        if len(req.headers_named("to")) > 1 or len(req.headers_named("from")) > 1:
+        if len(req._lines("to")) > 1 or len(req._lines("from")) > 1:
             raise HeaderError("several From or To headers")
-        if len(req.headers_named("call-id")) > 1 or len(req.headers_named("cseq")) > 1:
+        if len(req._lines("call-id")) > 1 or len(req._lines("cseq")) > 1:
             raise HeaderError("several Call-ID or CSeq headers")
         req.expires()
     except HeaderError as exc:
@@ -1047,8 +1201,9 @@ def _response_headers(
     headers: Iterable[tuple[str, str]], status: int, to_tag: str | None, copy_rr: bool
 ) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
+    keys = _KEYS
     for name, value in headers:
-        key = header_key(name)
+        key = keys.get(name) or header_key(name)
         if key == "to" and to_tag and status > 100 and ";tag=" not in value.replace(" ", ""):
             # §8.2.6.2: the UAS adds a To tag (none on 100 Trying)
             out.append((name, f"{value};tag={to_tag}"))

@@ -123,12 +123,41 @@ def _split_eol(line: str) -> tuple[str, str]:
     return line, ""
 
 
+# One body is read several times per call (the switch's summary, the proxy rewrite, the
+# caller's offer once more per attempt); the result is a frozen value, so the last
+# bodies are kept.  Bounded: bodies come from the network.
+_MEMO_MAX = 1024
+_MEMO: dict[bytes, Sdp | SdpError] = {}
+
+
 def parse_sdp(body: bytes) -> Sdp | SdpError:
     """Parse an SDP body; never raises."""
+    found = _MEMO.get(body)
+    if found is not None:
+        return found
     try:
-        return _parse(body)
+        found = _parse(body)
     except ValueError as exc:
-        return SdpError(str(exc))
+        found = SdpError(str(exc))
+    if len(_MEMO) >= _MEMO_MAX:
+        _MEMO.clear()
+    _MEMO[body] = found
+    return found
+
+
+_DIGITS_DOTS_RE = re.compile(r"[0-9.]+\Z")
+_HOSTNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]*\Z")
+
+
+def _is_ipv4(address: str) -> bool:
+    """Dotted quad as ipaddress.IPv4Address accepts it (no leading zeros, <= 255)."""
+    parts = address.split(".")
+    if len(parts) != 4:
+        return False
+    for part in parts:
+        if not part or len(part) > 3 or (part[0] == "0" and len(part) > 1) or int(part) > 255:
+            return False
+    return True
 
 
 def _parse_connection(value: str, index: int) -> Connection:
@@ -138,13 +167,16 @@ def _parse_connection(value: str, index: int) -> Connection:
     addrtype, address, _ttl = m.groups()
     if addrtype == "IP6":
         ipaddress.IPv6Address(address)
-    elif not re.fullmatch(r"[0-9.]+", address):
+    elif not _DIGITS_DOTS_RE.match(address):
         # IP4 may also be a FQDN (RFC 4566 §5.7); accept hostnames, reject junk
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.\-]*", address):
+        if not _HOSTNAME_RE.match(address):
             raise ValueError(f"bad connection address {address[:40]!r}")
-    else:
-        ipaddress.IPv4Address(address)
+    elif not _is_ipv4(address):
+        ipaddress.IPv4Address(address)  # raises with the library's reason
     return Connection(addrtype, address, index)
+
+
+_KINDS = frozenset("abcdefghijklmnopqrstuvwxyz")
 
 
 def _parse(body: bytes) -> Sdp:
@@ -155,75 +187,83 @@ def _parse(body: bytes) -> Sdp:
     session_conn: Connection | None = None
     session_dir: Direction | None = None
     origin: str | None = None
-    media: list[dict] = []
+    # per m= line: [kind, port, count, proto, formats, connection, direction, rtpmaps,
+    # fmtps, line index]; built into Media at the end (c= and a= come after m=)
+    media: list[list] = []
+    current: list | None = None
+    directions = _DIRECTIONS
     for index, raw in enumerate(lines):
-        line, _eol = _split_eol(raw)
-        if not line.strip():
-            continue  # tolerate a trailing blank line
-        m = _LINE_RE.match(line)
-        if m is None:
+        if raw[-1:] == "\n":
+            line = raw[:-2] if raw[-2:-1] == "\r" else raw[:-1]
+        elif raw[-1:] == "\r":
+            line = raw[:-1]
+        else:
+            line = raw
+        kind = line[:1]
+        if kind not in _KINDS or line[1:2] != "=":
+            if not line.strip():
+                continue  # tolerate a trailing blank line
             raise ValueError(f"bad SDP line {line[:40]!r}")
-        kind, value = m.groups()
-        current = media[-1] if media else None
-        if kind == "m":
+        value = line[2:]
+        if kind == "a":
+            name, _, avalue = value.partition(":")
+            if name == "rtpmap":
+                if current is not None:
+                    rm = _RTPMAP_RE.match(avalue)
+                    # RFC 4566 §5.13: an attribute we cannot read is ignored, not fatal
+                    # (RFC 5118's own examples carry "a=rtpmap:107 H263-1998" without a rate)
+                    if rm is not None:
+                        pt, enc, rate, channels = rm.groups()
+                        current[7][pt] = Rtpmap(enc, int(rate), int(channels) if channels else None)
+            elif name in directions and not avalue:
+                if current is None:
+                    session_dir = directions[name]
+                else:
+                    current[6] = directions[name]
+            elif name == "fmtp" and current is not None:
+                pt, _, params = avalue.partition(" ")
+                current[8][pt] = params
+        elif kind == "m":
             mm = _MEDIA_RE.match(value)
             if mm is None:
                 raise ValueError(f"bad m= line {value[:40]!r}")
             mkind, port, count, proto, fmts = mm.groups()
-            if int(port) > 65535:
+            port_num = int(port)
+            if port_num > 65535:
                 raise ValueError("m= port out of range")
-            media.append(
-                {
-                    "kind": mkind,
-                    "port": int(port),
-                    "port_count": int(count) if count else None,
-                    "proto": proto,
-                    "formats": tuple(fmts.split()),
-                    "connection": None,
-                    "direction": None,
-                    "rtpmaps": {},
-                    "fmtps": {},
-                    "line": index,
-                }
-            )
+            current = [
+                mkind, port_num, int(count) if count else None, proto, tuple(fmts.split()),
+                None, None, {}, {}, index,
+            ]  # fmt: skip
+            media.append(current)
         elif kind == "c":
             conn = _parse_connection(value, index)
             if current is None:
                 session_conn = conn
             else:
-                current["connection"] = conn
+                current[5] = conn
         elif kind == "o":
             parts = value.split()
             if len(parts) != 6:
                 raise ValueError("bad o= line")
             origin = parts[5]
-        elif kind == "a":
-            name, _, avalue = value.partition(":")
-            if name in _DIRECTIONS and not avalue:
-                if current is None:
-                    session_dir = _DIRECTIONS[name]
-                else:
-                    current["direction"] = _DIRECTIONS[name]
-            elif name == "rtpmap" and current is not None:
-                rm = _RTPMAP_RE.match(avalue)
-                # RFC 4566 §5.13: an attribute we cannot read is ignored, not fatal
-                # (RFC 5118's own examples carry "a=rtpmap:107 H263-1998" without a rate)
-                if rm is not None:
-                    pt, enc, rate, channels = rm.groups()
-                    current["rtpmaps"][pt] = Rtpmap(
-                        enc, int(rate), int(channels) if channels else None
-                    )
-            elif name == "fmtp" and current is not None:
-                pt, _, params = avalue.partition(" ")
-                current["fmtps"][pt] = params
-    built = []
-    for item in media:
-        if item["connection"] is None:
-            item["connection"] = session_conn
-        if item["direction"] is None:
-            item["direction"] = session_dir or Direction.SENDRECV
-        built.append(Media(**item))
-    return Sdp(lines, session_conn, session_dir, tuple(built), origin)
+    default_dir = session_dir or Direction.SENDRECV
+    built = tuple(
+        Media(
+            kind=m[0],
+            port=m[1],
+            port_count=m[2],
+            proto=m[3],
+            formats=m[4],
+            connection=session_conn if m[5] is None else m[5],
+            direction=default_dir if m[6] is None else m[6],
+            rtpmaps=m[7],
+            fmtps=m[8],
+            line=m[9],
+        )
+        for m in media
+    )
+    return Sdp(lines, session_conn, session_dir, built, origin)
 
 
 def rewrite_sdp(

@@ -123,7 +123,7 @@ class TimerConfig:
 # Keys (§17.1.3, §17.2.3)
 
 
-@frozen
+@frozen(cache_hash=True)  # looked up in dicts several times per message
 class TransactionKey:
     """Identifies one transaction.  Server keys carry sent-by (§17.2.3)."""
 
@@ -280,6 +280,8 @@ class Drop:
 
 
 class Kind(Enum):
+    __hash__ = object.__hash__  # members are singletons: identity hash (table keys)
+
     INVITE_CLIENT = "invite client"
     NON_INVITE_CLIENT = "non-invite client"
     INVITE_SERVER = "invite server"
@@ -287,6 +289,8 @@ class Kind(Enum):
 
 
 class State(Enum):
+    __hash__ = object.__hash__  # members are singletons: identity hash (table keys)
+
     CALLING = "Calling"
     TRYING = "Trying"
     PROCEEDING = "Proceeding"
@@ -297,6 +301,8 @@ class State(Enum):
 
 
 class Input(Enum):
+    __hash__ = object.__hash__  # members are singletons: identity hash (table keys)
+
     R1XX = "1xx received"
     R2XX = "2xx received"
     R3XX_6XX = "300-699 received"
@@ -321,6 +327,8 @@ class Input(Enum):
 
 
 class Action(Enum):
+    __hash__ = object.__hash__  # members are singletons: identity hash (table keys)
+
     DELIVER = "pass to TU"
     SEND_ACK = "send ACK"
     RETRANSMIT = "retransmit request"
@@ -474,6 +482,8 @@ class Transaction:
     retransmits: int = 0
     last_response: Response | None = None
     ack: Request | None = None
+    # the deadline the layer's heap holds an entry for (see TransactionLayer._run)
+    indexed_ms: int | None = attrs.field(default=None, init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         self.state = INITIAL[self.kind]
@@ -503,10 +513,14 @@ class Transaction:
                 raise LocalProtocolError(f"{self.kind.value} in {self.state.value}: {inp.value}")
             return [Drop(message, f"{inp.value} in {self.kind.value} {self.state.value}")]
         next_state, actions = rule
-        effects = [e for action in actions for e in self._perform(action, message, now_ms)]
+        if len(actions) == 1:
+            effects = self._perform(actions[0], message, now_ms)
+        else:
+            effects = [e for action in actions for e in self._perform(action, message, now_ms)]
         if next_state is not self.state:
             self._enter(next_state, now_ms)
-            effects += self._fire_zero(now_ms)
+            if self.timers:
+                effects += self._fire_zero(now_ms)
         return effects
 
     def fire_due(self, now_ms: int) -> list:
@@ -531,14 +545,19 @@ class Transaction:
             self.intervals[timer] = wait
 
     def _enter(self, state: State, now_ms: int) -> None:
-        keep = KEEP.get((self.kind, state), frozenset())
-        self.timers = {t: d for t, d in self.timers.items() if t in keep}
+        keep = KEEP.get((self.kind, state))
+        if keep is None or not self.timers:
+            self.timers = {}
+        else:
+            self.timers = {t: d for t, d in self.timers.items() if t in keep}
         self.state = state
         self._arm(state, now_ms)
 
     def _fire_zero(self, now_ms: int) -> list:
-        due = [t for t, d in self.timers.items() if d <= now_ms]
-        return self.fire_due(now_ms) if due else []
+        for deadline in self.timers.values():
+            if deadline <= now_ms:
+                return self.fire_due(now_ms)
+        return []
 
     def _perform(self, action: Action, message: Request | Response | None, now_ms: int) -> list:
         if action is A.DELIVER:
@@ -650,21 +669,29 @@ class TransactionLayer:
             self.transactions.pop(txn.key, None)
         else:
             deadline = txn.next_deadline_ms()
-            if deadline is not None:
+            if deadline is None:
+                txn.indexed_ms = None
+            elif deadline != txn.indexed_ms:
+                # one entry per deadline: a message that leaves the timers as they were
+                # (a provisional, a retransmission) adds nothing to the heap
                 heapq.heappush(self._heap, (deadline, next(self._seq), txn.key))
+                txn.indexed_ms = deadline
         return effects
 
     def _timers_due(self, now_ms: int) -> list:
         effects: list = []
         heap = self._heap
         while heap and heap[0][0] <= now_ms:
-            _deadline, _seq, key = heapq.heappop(heap)
+            deadline, _seq, key = heapq.heappop(heap)
             txn = self.transactions.get(key)
             if txn is None:
                 continue
+            if txn.indexed_ms == deadline:
+                txn.indexed_ms = None  # that entry is gone; _run adds the next one
             due = txn.next_deadline_ms()
             if due is None or due > now_ms:
-                continue  # stale entry; a live one is in the heap already
+                self._run(txn, [])  # stale entry: keep (or restore) the live one
+                continue
             effects += self._run(txn, txn.fire_due(now_ms))
         return effects
 

@@ -25,14 +25,14 @@ sockets carry the SS_QOS_SIGNAL TOS byte, best effort.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import socket
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
-import attrs
 from twisted.application.service import Service
-from twisted.internet import defer, protocol
+from twisted.internet import defer, error, protocol
 from twisted.logger import Logger
 
 from vos3k.sip.message import (
@@ -42,6 +42,7 @@ from vos3k.sip.message import (
     Request,
     Response,
     StreamFramer,
+    Via,
     error_response,
     header_key,
     parse,
@@ -67,6 +68,7 @@ MAX_DATAGRAM = 65507  # the largest UDP payload over IPv4 (65535 - 8 - 20)
 DEFAULT_STREAM_MAX = 65535
 DEFAULT_TCP_IDLE_S = 900
 _ROUTE_CACHE_MAX = 65536
+_CHECKED_HOSTS_MAX = 4096
 
 
 class MessageSink(Protocol):
@@ -87,11 +89,11 @@ def stamp_via(request: Request, source: Address) -> Request:
     when the client asked for rport (RFC 3581 §4: then it is always added).  Only the
     first via-parm changes; other values and headers stay as received.
     """
-    headers = list(request.headers)
+    headers = request.headers
     index = next((i for i, (n, _v) in enumerate(headers) if header_key(n) == "via"), None)
     if index is None:
         return request
-    name, value = headers[index]
+    value = headers[index][1]
     parts = split_values(value)
     via = parse_via(parts[0])
     wants_rport = via.rport is not None
@@ -103,9 +105,9 @@ def stamp_via(request: Request, source: Address) -> Request:
     params.append(("received", source.host))
     if wants_rport:
         params.append(("rport", str(source.port)))
-    parts[0] = str(attrs.evolve(via, params=tuple(params)))
-    headers[index] = (name, ", ".join(parts))
-    return request.with_headers(headers)
+    parts[0] = str(Via(via.transport, via.host, via.port, tuple(params), via.protocol))
+    # with_line keeps what validation parsed (From, To, CSeq...): only Via changed
+    return request.with_line(index, ", ".join(parts))
 
 
 def _same_host(a: str, b: str) -> bool:
@@ -153,9 +155,12 @@ def _set_tos(sock: Any, tos: int) -> None:
 class SipDatagramProtocol(protocol.DatagramProtocol):
     """One UDP listening socket."""
 
+    noisy = False  # no log line per start/stop (the service logs its addresses)
+
     def __init__(self, owner: SipTransport, local: Any) -> None:
         self.owner = owner
         self.local = local  # the configured listen address (host, port)
+        self._checked: set[str] = set()  # hosts Twisted's Port.write has accepted
 
     def startProtocol(self) -> None:
         self.owner.udp_started(self)
@@ -164,7 +169,27 @@ class SipDatagramProtocol(protocol.DatagramProtocol):
         self.owner.datagram_received(self, data, addr[0], addr[1])
 
     def write(self, data: bytes, host: str, port: int) -> None:
-        self.transport.write(data, (host, port))
+        sock = getattr(self.transport, "socket", None)
+        if host not in self._checked or sock is None:
+            # Twisted's Port.write checks the address (an IP of this socket's family)
+            # on every datagram; once it took a host, the socket is used directly
+            self.transport.write(data, (host, port))
+            if len(self._checked) >= _CHECKED_HOSTS_MAX:
+                self._checked.clear()  # bounded: hosts come from the network
+            self._checked.add(host)
+            return
+        while True:
+            try:
+                sock.sendto(data, (host, port))
+                return
+            except OSError as exc:  # the errors Port.write maps, mapped the same way
+                if exc.args[0] == errno.EINTR:
+                    continue
+                if exc.args[0] == errno.EMSGSIZE:
+                    raise error.MessageLengthError("message too long") from None
+                if exc.args[0] == errno.ECONNREFUSED:
+                    return  # unconnected UDP: an ICMP error of an earlier datagram
+                raise
 
     @property
     def ipv6(self) -> bool:

@@ -205,6 +205,18 @@ def parse_params(text: str, *, uri: bool = False) -> tuple[tuple[str, str | None
                 raise ValueError(f"bad URI parameter {item!r}")
             params.append((name, value if eq else None))
         return tuple(params)
+    if _SIMPLE_PARAMS_RE.match(text):
+        # the common case (no LWS, no quoted values): what _header_params_careful returns
+        for item in text[1:].split(";"):
+            name, eq, value = item.partition("=")
+            params.append((name, value if eq else None))
+        return tuple(params)
+    return _header_params_careful(text)
+
+
+def _header_params_careful(text: str) -> tuple[tuple[str, str | None], ...]:
+    """parse_params for header parameters, character by character (LWS, quoted values)."""
+    params: list[tuple[str, str | None]] = []
     i, n = 0, len(text)
     while i < n:
         while i < n and text[i] in " \t":
@@ -246,6 +258,8 @@ def parse_params(text: str, *, uri: bool = False) -> tuple[tuple[str, str | None
 
 # gen-value = token / host / quoted-string (§25.1): token chars plus IPv6 reference chars
 _PARAM_VALUE_RE = re.compile(rf"[{TOKEN_CHARS}\[\]:]+\Z")
+# ;token[=gen-value] repeated, without LWS or quoted strings (parse_params' fast path)
+_SIMPLE_PARAMS_RE = re.compile(rf"(?:;[{TOKEN_CHARS}]+(?:=[{TOKEN_CHARS}\[\]:]+)?)+\Z")
 
 
 def quoted_string_end(text: str, start: int) -> int:
@@ -266,12 +280,26 @@ def quoted_string_end(text: str, start: int) -> int:
     raise ValueError("unterminated quoted string")
 
 
+# Parsed values are frozen, so one text always gives an equal value: a call's
+# messages repeat the same URIs (From, To, Contact, Request-URI) several times.
+# Bounded: the texts come from the network, so the table is emptied when full.
+MEMO_MAX = 4096
+_URI_MEMO: dict[str, Uri | UriError] = {}
+
+
 def parse_uri(text: str) -> Uri | UriError:
     """Parse a URI; never raises."""
+    found = _URI_MEMO.get(text)
+    if found is not None:
+        return found
     try:
-        return _parse_uri(text)
+        found = _parse_uri(text)
     except ValueError as exc:
-        return UriError(str(exc))
+        found = UriError(str(exc))
+    if len(_URI_MEMO) >= MEMO_MAX:
+        _URI_MEMO.clear()
+    _URI_MEMO[text] = found
+    return found
 
 
 def _parse_uri(text: str) -> Uri:
