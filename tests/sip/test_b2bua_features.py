@@ -12,6 +12,7 @@ import pytest
 from twisted.internet.task import Clock
 
 from tests.sip.test_endpoint import OPS, FakeTransport
+from vos3k.media.ports import PortsExhausted
 from vos3k.params import LiveParams
 from vos3k.sip.b2bua import SipCallLayer
 from vos3k.sip.endpoint import SipEndpoint
@@ -384,3 +385,29 @@ def test_ended_legs_leave_no_dialog_behind(rig):
     assert set(rig.layer.dialogs.values()) == {callee}
     callee.hang_up(ending)
     assert rig.layer.dialogs == {}
+
+
+class ExhaustedMedia:
+    """A media manager whose port range is used up (SPEC §12)."""
+
+    def open_session(self, call_id):
+        return PortsExhausted(low=10000, high=10003, in_use=2)
+
+    def session(self, call_id):
+        return None
+
+
+def test_no_rtp_pair_is_a_server_release_not_a_vendor_503(rig):
+    """SPEC §3 step 9: no free RTP pair ends the call as 5 (503, direction 2) through
+    the engine, before any INVITE, instead of a vendor failure to fail over on."""
+    rig.layer.media = ExhaustedMedia()
+    setup = Setup("c1", 1, "111", "222", VENDOR.host, VENDOR.port, "sip",
+                  media=Media(body=SDP_BODY), proxy_media=True)  # fmt: skip
+    reported: list = []
+    leg = rig.layer.create_leg(setup, reported.append)
+    leg.offer(setup)
+    assert rig.engine.released == [("c1", EndReason.NETWORK_CONGESTION)]
+    assert reported == []
+    assert rig.requests_to(VENDOR) == []
+    leg.cancel()  # the engine's end cancels the attempt: nothing was sent, nothing to send
+    assert rig.sent() == []

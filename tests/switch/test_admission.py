@@ -8,7 +8,7 @@ import attrs
 import pytest
 from attrs import frozen
 
-from tests.switch.fakes import CUSTOMER_IP, default_directory, mapping, snapshot
+from tests.switch.fakes import CUSTOMER_IP, World, default_directory, mapping, snapshot, vendor
 from vos3k.billing.accounts import AccountPool
 from vos3k.cdr.policy import NumberClass
 from vos3k.cdr.record import BillingMode, CalleeBilling
@@ -21,7 +21,10 @@ from vos3k.switch.admission import (
     admit,
     call_settings,
 )
+from vos3k.switch.call import FromCallee, FromCaller, Kill, State
 from vos3k.switch.guard import StaticBlacklist
+from vos3k.switch.legs import Failed, HungUp
+from vos3k.switch.reasons import EndReason
 from vos3k.switch.router import Load
 
 D = Decimal
@@ -224,3 +227,68 @@ def test_dynamic_blacklist_is_asked_at_step_4_with_unrewritten_numbers(pair, ban
         assert isinstance(outcome, Reject) and (outcome.reason, outcome.sip_code) == (20, 403)
     else:
         assert isinstance(outcome, Admit)
+
+
+def _load(number: str, calls: int) -> Load:
+    load = Load()
+    for _ in range(calls):
+        load.seize_caller(number)
+    return load
+
+
+@pytest.mark.parametrize(
+    ("limit", "load", "gateway_kw", "admitted"),
+    [
+        pytest.param(0, _load("8613800138000", 5), {}, True, id="SPEC-9-caller-limit-0-off"),
+        pytest.param(2, _load("8613800138000", 1), {}, True, id="SPEC-9-caller-under-limit"),
+        pytest.param(2, _load("8613800138000", 2), {}, False, id="SPEC-3-4-caller-at-limit-18"),
+        pytest.param(1, _load("8613800138001", 3), {}, True, id="SPEC-9-per-caller-not-global"),
+        pytest.param(
+            1, _load("8613800138000", 1), {"caller_prefix_rewrite": "86*:0086*"}, False,
+            id="SPEC-3-4-counted-before-rewrite",
+        ),
+        pytest.param(
+            1, _load("008613800138000", 1), {"caller_prefix_rewrite": "86*:0086*"}, True,
+            id="SPEC-3-5-rewritten-number-not-the-key",
+        ),
+    ],
+)  # fmt: skip
+def test_caller_concurrent_limit_is_reason_18(limit, load, gateway_kw, admitted):
+    arrival = Arrival("c1", CUSTOMER_IP, 5060, "sip", "8613800138000", "4412345678")
+    snap = snapshot(SS_BLACK_LIST_CALLER_CONCURRENT_LIMIT=limit)
+    directory = default_directory(customer=mapping(**gateway_kw))
+    outcome = admit(arrival, call_settings(snap), directory, load, AccountPool(), T0)
+    if admitted:
+        assert isinstance(outcome, Admit)
+    else:
+        assert isinstance(outcome, Reject)
+        assert (outcome.reason, outcome.sip_code, outcome.q850) == (18, 503, 34)
+        assert outcome.direction == 2
+
+
+@pytest.mark.parametrize(
+    "end",
+    [
+        pytest.param(FromCaller(HungUp()), id="SPEC-3-caller-cancel-releases"),
+        pytest.param(FromCallee(1, Failed(code=486)), id="SPEC-4-vendor-failure-releases"),
+        pytest.param(Kill(), id="SPEC-3-kill-releases"),
+    ],
+)
+def test_caller_count_held_from_admission_to_every_end(end):
+    """SPEC §3 step 4: the call counts from admission to its end, whatever ends it."""
+    directory = default_directory(
+        vendor("VF1", "198.51.100.20"), customer=mapping(caller_prefix_rewrite="86*:0086*")
+    )
+    w = World(directory, snapshot(SS_BLACK_LIST_CALLER_CONCURRENT_LIMIT=1))
+    first, _ = w.arrive(T0, callee="4412345678")
+    assert first.state is not State.ENDED
+    assert w.load.caller_calls("8613800138000") == 1
+    refused, _ = w.arrive(T0 + 10, callee="4412345678")
+    assert refused.end_reason == EndReason.CONCURRENT_LIMIT_EXCEEDED
+    other, _ = w.arrive(T0 + 20, callee="4412345678", caller="8613800138001")
+    assert other.state is not State.ENDED  # another caller number is not limited
+    first.handle(end, T0 + 30)
+    assert first.state is State.ENDED
+    assert w.load.caller_calls("8613800138000") == 0
+    again, _ = w.arrive(T0 + 40, callee="4412345678")
+    assert again.state is not State.ENDED

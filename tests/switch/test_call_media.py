@@ -81,6 +81,25 @@ def test_server_release_before_answer_fails_the_setup_with_500():
     assert (commit.cdr.end_reason, commit.cdr.sip_code, commit.cdr.fee) == (15, 500, 0)
 
 
+def test_no_rtp_pair_refuses_with_503_reason_5_and_no_failover():
+    """SPEC §3 step 9: no free RTP pair is vos3k's refusal (5, 503, direction 2), not a
+    vendor 503: the next candidate is never tried."""
+    w = world(VF1, vendor("VF2", "198.51.100.30"))
+    call, effects = w.arrive(T0)
+    assert only(effects, StartAttempt).setup.gateway in {"VF1", "VF2"}
+    commit = only(call.handle(ServerRelease(EndReason.NETWORK_CONGESTION), T0 + 10), CommitCdr)
+    ending = Ending(EndReason.NETWORK_CONGESTION, 503, 42)
+    assert commit.then == (ToCaller(HangUp(ending)), ToCallee(1, Cancel()))
+    cdr = commit.cdr
+    assert (cdr.end_reason, cdr.end_direction, cdr.sip_code) == (
+        EndReason.NETWORK_CONGESTION,
+        EndDirection.SERVER,
+        503,
+    )
+    assert call.state is State.ENDED and len(call.attempts) == 1
+    assert (w.load.total, w.load.calls("VF1"), w.load.calls("VF2")) == (0, 0, 0)
+
+
 def test_server_release_after_the_end_is_dropped():
     w = world(VF1)
     call, _ = w.arrive(T0)

@@ -255,7 +255,12 @@ class H323CalleeLeg:
         if setup.proxy_media and self.media is not None and setup.media is not None:
             session = self.media.open_session(setup.call_id)
             if not hasattr(session, "local_address"):  # PortsExhausted
-                self._report(Failed(code=503))  # SPEC §3 step 9 / §12: no RTP pair, 5
+                # SPEC §3 step 9: no RTP pair is the server's refusal (5, 503, direction
+                # 2, no failover), not a vendor 503
+                if self.release is None or not self.release(
+                    setup.call_id, EndReason.NETWORK_CONGESTION
+                ):
+                    self._report(Failed(code=503))
                 return
             self.session = session
             local_media = _through_proxy(session, Side.A, setup.media)

@@ -868,8 +868,10 @@ class SipCalleeLeg(_SipLeg):
             if setup.proxy_media:
                 session = layer.media_session(setup.call_id)
                 if isinstance(session, PortsExhausted):
+                    # SPEC §3 step 9: no RTP pair is vos3k's own refusal (5, 503,
+                    # direction 2) ending the call, not a vendor 503 to fail over on.
                     self.failed = True
-                    self.report(Failed(code=503))  # SPEC §3 step 9: no RTP pair, 5
+                    layer.engine.release(setup.call_id, session.end_reason)
                     return
                 if session is not None:
                     # SPEC §4: this vendor's first RTP stops the hunt (MediaStarted).

@@ -258,6 +258,11 @@ def admit(
         return Reject(EndReason.CONCURRENT_LIMIT_EXCEEDED, context())
     if gateway is not None and gateway.lines and load.calls(gateway.name) >= gateway.lines:
         return Reject(EndReason.CONCURRENT_LIMIT_EXCEEDED, context())
+    # SPEC §9 SS_BLACK_LIST_CALLER_CONCURRENT_LIMIT: per caller number as step 4 sees it
+    # (the blacklist's number, not step 5's rewrite); 0 = off.
+    per_caller = snap.blacklist_caller_concurrent_limit
+    if per_caller and load.caller_calls(known["caller_e164"]) >= per_caller:
+        return Reject(EndReason.CONCURRENT_LIMIT_EXCEEDED, context())
     if gateway is not None and gateway.cps and load.cps(gateway.name, now_ms) >= gateway.cps:
         return Reject(EndReason.CPS_LIMIT_EXCEEDED, context())
     if blacklist is not None and (
@@ -318,6 +323,17 @@ def admit(
         return Reject(EndReason.BALANCE_INSUFFICIENT, context())
     known["reserved"] = True
     return Admit(context())
+
+
+def step4_caller(ctx: CallContext) -> str:
+    """The caller number SPEC §3 step 4 checked, recomputed from the context alone.
+
+    A phone calls as its own E.164, anyone else as the cleaned access number (field 12):
+    a call's end releases the count its admission was checked against, whatever step 5
+    rewrote `caller_e164` to.
+    """
+    phone = ctx.caller_phone
+    return phone.e164 if phone is not None else clean_number(ctx.caller_access)
 
 
 def _allowed(gateway: Gateway, caller: str, callee: str) -> bool:

@@ -29,7 +29,7 @@ from vos3k.cdr.record import BillingMode, Cdr
 from vos3k.media.policy import Leg as MediaLeg
 from vos3k.media.policy import LegMedia, MediaCheck, ProxyMode, should_proxy, watched_legs
 from vos3k.store.models import Gateway, to_e4
-from vos3k.switch.admission import CallContext, CallSettings, Directory, Reject
+from vos3k.switch.admission import CallContext, CallSettings, Directory, Reject, step4_caller
 from vos3k.switch.legs import (
     Answered,
     Ending,
@@ -171,7 +171,8 @@ class Kill:
 @frozen
 class ServerRelease:
     """vos3k itself ends the call with `reason`, direction 2 (SPEC §3 step 12, §8): the
-    media timeout (15, §12) or the session timer (14). Handled like `Kill` otherwise."""
+    media timeout (15, §12), the session timer (14), or no free RTP pair for an attempt
+    (5: 503 before answer, no further attempt; §3 step 9). Handled like `Kill` otherwise."""
 
     reason: EndReason
     input = Input.SERVER_RELEASE
@@ -393,7 +394,7 @@ class Call:
         self.end_direction: EndDirection | None = None
         self.caller_code = 0  # the final status the caller got (CDR sip_code)
         self.cdr: Cdr | None = None
-        self.counted = False  # holds a place in Load (total and the mapping gateway)
+        self.counted = False  # holds a place in Load (total, caller, mapping gateway)
 
     @property
     def id(self) -> str:
@@ -413,6 +414,7 @@ class Call:
         call = cls(ctx, settings, board)
         call.counted = True
         board.load.total += 1
+        board.load.seize_caller(step4_caller(ctx))
         if ctx.caller_gateway is not None:
             board.load.seize(ctx.caller_gateway.name, now_ms)
         return call, call._route(now_ms)
@@ -735,6 +737,7 @@ class Call:
         if self.counted:
             self.counted = False
             self.board.load.total -= 1
+            self.board.load.release_caller(step4_caller(self.ctx))
             if self.ctx.caller_gateway is not None:
                 self.board.load.release(self.ctx.caller_gateway.name)
         row, cdr = self._settle(now_ms)

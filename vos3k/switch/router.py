@@ -4,7 +4,8 @@
 - `Router.next_gateway(...)`: the next usable gateway in SPEC §4 order, at its turn.
 - `failover(...)`: after an unanswered attempt, SPEC §4 steps 2-6: the reason, the code
   the caller would get and whether the hunt goes on.
-`Load` is the live per-gateway count (calls, attempts, arrivals) the engine owns.
+`Load` is the live per-gateway count (calls, attempts, arrivals) the engine owns, and
+the live calls per caller number (SS_BLACK_LIST_CALLER_CONCURRENT_LIMIT).
 """
 
 from __future__ import annotations
@@ -62,10 +63,12 @@ def compiled_rewrites(text: str) -> RewriteRules:
 
 @define
 class Load:
-    """Live counts per gateway name: calls now, attempts since start, recent arrivals."""
+    """Live counts per gateway name: calls now, attempts since start, recent arrivals;
+    and calls now per caller number (as SPEC §3 step 4 saw it)."""
 
     total: int = 0  # every call from admission to its end (SS_MAX_CONCURRENT_CALLS)
     _calls: dict[str, int] = field(factory=dict)
+    _callers: dict[str, int] = field(factory=dict)
     _attempts: dict[str, int] = field(factory=dict)
     _arrivals: dict[str, deque[int]] = field(factory=dict)
     offline: set[str] = field(factory=set)  # routing gateways the OPTIONS probe lost
@@ -98,6 +101,23 @@ class Load:
             self._calls[name] = left
         else:
             self._calls.pop(name, None)
+
+    def caller_calls(self, number: str) -> int:
+        """Live calls of caller `number` (SS_BLACK_LIST_CALLER_CONCURRENT_LIMIT, §9)."""
+        return self._callers.get(number, 0)
+
+    def seize_caller(self, number: str) -> None:
+        """An admitted call of caller `number` starts; a call without one is not counted."""
+        if number:
+            self._callers[number] = self._callers.get(number, 0) + 1
+
+    def release_caller(self, number: str) -> None:
+        """A call of caller `number` ended."""
+        left = self._callers.get(number, 0) - 1
+        if left > 0:
+            self._callers[number] = left
+        else:
+            self._callers.pop(number, None)
 
 
 # ---------------------------------------------------------------- settings
