@@ -18,7 +18,8 @@ from vos3k.switch.admission import Arrival, CallContext
 from vos3k.switch.calls import CurrentCalls
 from vos3k.switch.engine import Accepted, Engine
 from vos3k.switch.guard import StaticBlacklist
-from vos3k.switch.protect import DynamicScreen, Protection, step4_numbers
+from vos3k.switch.legs import Media
+from vos3k.switch.protect import DynamicScreen, GeofencedMedia, Protection, step4_numbers
 from vos3k.switch.reasons import EndReason
 
 T0 = T0_S * 1000
@@ -398,3 +399,21 @@ def test_install_follows_store_and_param_changes(installed):
     stats = svc.stats()
     assert (stats["signalling_dropped_blacklist"], stats["signalling_dropped_acl_deny"]) == (1, 1)
     assert stats["signalling_dropped"] == 2
+
+
+def test_a_geofenced_sdp_address_is_refused_at_step_4(tmp_path):
+    # SPEC §10: mode and list apply to SDP addresses too (refused, reason 20)
+    path = tmp_path / "geo.csv"
+    path.write_text(GEO)
+    rig = Rig(SS_GEOFENCE_MODE="forbidden", SS_GEOFENCE_COUNTRIES=["ZZ"],
+              SS_GEOFENCE_CIDR_FILE=str(path))  # fmt: skip
+    offer = Media(body=b"v=0\r\n", address="192.0.2.40", port=4000)
+    call = ctx(caller_gateway=mapping(), media=offer)
+    assert rig.screen.banned(call, rig.params.snapshot, rig.now()) is None  # file not read
+    rig.protection.load_geofence()
+    rig.finish_loads()
+    assert rig.screen.banned(call, rig.params.snapshot, rig.now()) == GeofencedMedia(
+        "192.0.2.40", "ZZ"
+    )
+    elsewhere = ctx(caller_gateway=mapping(), media=Media(address="198.51.100.9", port=4000))
+    assert rig.screen.banned(elsewhere, rig.params.snapshot, rig.now()) is None

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from attrs import frozen
 from twisted.application.service import Service
 from twisted.internet import defer, threads
 from twisted.logger import Logger
@@ -76,6 +77,14 @@ def step4_numbers(ctx: Any) -> tuple[str, str]:
     return caller, clean_number(ctx.callee_access)
 
 
+@frozen
+class GeofencedMedia:
+    """SPEC §10: the offer's media address is in a country the geofence forbids (20)."""
+
+    address: str
+    country: str
+
+
 class DynamicScreen:
     """The dynamic blacklist (SPEC §10) as the engine sees it; no reactor, no clock.
 
@@ -88,6 +97,8 @@ class DynamicScreen:
 
     def __init__(self, blacklist: DynamicBlacklist | None = None):
         self.blacklist = blacklist or DynamicBlacklist()
+        # The current geofence, kept in step with the guard's by Protection.rebuild.
+        self.geofence = GeoFence.build("ignore", (), None)
         self._snap: Any = None
         self._settings = DynSettings()
 
@@ -98,8 +109,12 @@ class DynamicScreen:
             self._snap = snap
         return self._settings
 
-    def banned(self, ctx: Any, snap: Any, now_ms: int) -> Ban | None:
-        """SPEC §3 step 4: the ban this call falls under (reason 20), or None."""
+    def banned(self, ctx: Any, snap: Any, now_ms: int) -> Ban | GeofencedMedia | None:
+        """SPEC §3 step 4: why this call is refused with reason 20, or None: a dynamic
+        ban, or (SPEC §10) an SDP address the geofence forbids."""
+        media = getattr(ctx, "media", None)
+        if media is not None and media.address and self.geofence.blocks(media.address):
+            return GeofencedMedia(media.address, self.geofence.country(media.address) or "")
         scope = scope_for(self.settings(snap), ctx.caller_gateway)
         if scope is None:
             return None
@@ -201,6 +216,8 @@ class Protection:
         snap = self._params.snapshot
         blacklist = self._static()
         geofence = GeoFence.build(snap.geofence_mode, snap.geofence_countries, self._geo_table)
+        if self.screen is not None:
+            self.screen.geofence = geofence  # SPEC §10: SDP addresses too (reason 20)
         self.guard.configure(
             GuardPolicy.from_snapshot(
                 snap, geofence=geofence, blacklist=blacklist, gateways=self._gateways()
