@@ -78,6 +78,22 @@ def test_new_source(strict, b_packet_goes_to, a_dropped):
     assert session.stats()["a_dropped"] == a_dropped
 
 
+def test_a_refused_source_is_never_latched():
+    # SPEC §10: RTP from a geofenced source is dropped; the known source keeps flowing
+    mgr = manager()
+    mgr.source_filter = lambda ip: ip == "81.2.69.99"  # the geofenced one
+    session = opened(mgr)
+    reactor = mgr.reactor
+    reactor.deliver(port(session, Leg.A), rtp(1), A_NAT)
+    reactor.deliver(port(session, Leg.A), rtp(2), ("81.2.69.99", 999))
+    reactor.deliver(port(session, Leg.B), rtp(1), B_SDP)
+    assert reactor.sent == [
+        (port(session, Leg.B), rtp(1), B_SDP),
+        (port(session, Leg.A), rtp(1), A_NAT),
+    ]
+    assert session.stats()["a_dropped"] == 1
+
+
 def test_rtcp_relayed_and_latched_separately():
     mgr = manager(SS_RTP_LATCH_STRICT="1")
     session = opened(mgr)

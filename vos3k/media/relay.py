@@ -58,6 +58,8 @@ class _Side:
     """
 
     strict: bool
+    # SPEC §10: a source the geofence forbids is never latched to (its packets drop).
+    refuse: Callable[[str], bool] | None = None
     send: Callable[[bytes, Address], int] | None = None
     port: Any = None
     dest: Address | None = None
@@ -69,8 +71,11 @@ class _Side:
     send_errors: int = 0
 
     def latch(self, addr: Address) -> bool:
-        """A packet from a new source: follow it, or drop it in strict mode."""
-        if self.latched and self.strict and addr != self.dest:
+        """A packet from a new source: follow it, or drop it in strict mode or when the
+        source is refused (only new sources pay for that check)."""
+        if (self.latched and self.strict and addr != self.dest) or (
+            self.refuse is not None and self.refuse(addr[0])
+        ):
             self.dropped += 1
             return False
         self.dest = addr
@@ -373,6 +378,8 @@ class MediaManager:
     port_range: tuple[int, int]
     params: Any
     idle_pairs: int = IDLE_PAIRS
+    # Set by the protection layer: True for an RTP source to drop (the geofence).
+    source_filter: Callable[[str], bool] | None = None
     allocator: PortAllocator = field(init=False)
     _idle: deque[_Bound] = field(init=False, factory=deque)
     sessions: dict[str, MediaSession] = field(init=False, factory=dict)
@@ -409,7 +416,8 @@ class MediaManager:
         strict = bool(snapshot["SS_RTP_LATCH_STRICT"])
         tos = int(snapshot["SS_QOS_RTP"])
         session = MediaSession(self, call_id, int(snapshot["SS_NOMEDIAHANGUPTIME"]))
-        sides = {leg: (_Side(strict), _Side(strict)) for leg in Leg}
+        refuse = self.source_filter
+        sides = {leg: (_Side(strict, refuse), _Side(strict, refuse)) for leg in Leg}
         for leg in Leg:
             bound = self._take(tos)
             if isinstance(bound, PortsExhausted):

@@ -367,6 +367,10 @@ def install_protection(service: Any) -> Protection:
     # blacklist subscribed before this, so a rebuild sees their fresh state.
     service.params.subscribe(protection.param_changed)
     service.store.subscribe(protection.table_changed)
+    media, screen = getattr(service, "media", None), protection.screen
+    if media is not None and screen is not None:
+        # SPEC §10: RTP from a geofenced source is dropped (checked per new source)
+        media.source_filter = lambda ip: screen.geofence.blocks(ip)
     service.protection = protection
     service.admit_source = protection.admit_source
     if sip is not None:
