@@ -538,9 +538,12 @@ class SipEndpoint(Service):
             max_expires_s=int(snap.sip_register_max_expires_s),
             source=format_source(source),
         )
+        if result.changed:
+            # stored before the 200 goes out: a phone told it is registered stays so
+            # across a restart (SPEC §2)
+            self._persist(aor, result.bindings)
         self._answer(request, key, result.status, result.headers, result.phrase)
         if result.changed:
-            self._persist(aor, result.bindings)
             self.log.info(
                 "SIP REGISTER {aor} from {source}: {n} binding(s)",
                 aor=aor,
