@@ -45,19 +45,41 @@ def test_user_add_with_key_and_password(tmp_path, capsys, monkeypatch):
     pub.write_text(
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG4rT3vTt99Ox5kndS4HmgTrKBT8SKzhK4rhGkEVGlCI x\n"
     )
-    code, out, _ = run(capsys, "user", "add", "ops", "--role", "operator", "--key", str(pub),
-                       "--data-dir", str(data))
+    code, out, _ = run(
+        capsys,
+        "user",
+        "add",
+        "ops",
+        "--role",
+        "operator",
+        "--key",
+        str(pub),
+        "--data-dir",
+        str(data),
+    )
     assert code == 0, out
-    code, _, _ = run(capsys, "user", "add", "view", "--role", "viewer", "--password-stdin",
-                     "--data-dir", str(data), stdin="s3cret\n", monkeypatch=monkeypatch)
+    code, _, _ = run(
+        capsys,
+        "user",
+        "add",
+        "view",
+        "--role",
+        "viewer",
+        "--password-stdin",
+        "--data-dir",
+        str(data),
+        stdin="s3cret\n",
+        monkeypatch=monkeypatch,
+    )
     assert code == 0
     store = open_store(data / "vos3k.db", create=False)
     ops, view = store.users.get("ops"), store.users.get("view")
     assert ops.role is Role.OPERATOR and ops.keys[0].startswith("ssh-ed25519 ")
     assert view.password_hash.startswith("scrypt$") and "s3cret" not in view.password_hash
     store.close()
-    code, _, err = run(capsys, "user", "add", "ops", "--role", "admin", "--key", str(pub),
-                       "--data-dir", str(data))
+    code, _, err = run(
+        capsys, "user", "add", "ops", "--role", "admin", "--key", str(pub), "--data-dir", str(data)
+    )
     assert code == 1 and "already exists" in err and err.count("\n") == 1
     code, out, _ = run(capsys, "user", "list", "--data-dir", str(data))
     assert "ops\toperator\tkey" in out and "view\tviewer\tpassword" in out
@@ -85,8 +107,18 @@ def test_errors(tmp_path, capsys, argv, code, message):
 def test_user_add_needs_an_initialised_data_dir(tmp_path, capsys):
     pub = tmp_path / "k.pub"
     pub.write_text("ssh-ed25519 AAAA x\n")
-    code, _, err = run(capsys, "user", "add", "a", "--role", "admin", "--key", str(pub),
-                       "--data-dir", str(tmp_path / "empty"))
+    code, _, err = run(
+        capsys,
+        "user",
+        "add",
+        "a",
+        "--role",
+        "admin",
+        "--key",
+        str(pub),
+        "--data-dir",
+        str(tmp_path / "empty"),
+    )
     assert code == 1 and "vos3k init" in err
 
 

@@ -38,8 +38,9 @@ def test_shipped_config_sets_every_key():
 def test_options_override_the_file(tmp_path):
     conf = tmp_path / "v.conf"
     conf.write_text("[sip]\nlisten = 127.0.0.1:5070\n[media]\nrtp_ports = 20000-20099\n")
-    s = load_settings({"config": str(conf), "sip-listen": ["127.0.0.2:5080", "[::1]:5080"]},
-                      cwd=tmp_path)
+    s = load_settings(
+        {"config": str(conf), "sip-listen": ["127.0.0.2:5080", "[::1]:5080"]}, cwd=tmp_path
+    )
     assert s.sip_listen == (Address("127.0.0.2", 5080), Address("::1", 5080))
     assert s.rtp_ports == (20000, 20099)
     assert s.media_ip == "127.0.0.2"
@@ -81,7 +82,8 @@ def test_bad_file_values_name_the_key(tmp_path):
 
 
 def test_off_disables_optional_listeners(tmp_path):
-    s = load_settings({"h323-listen": "off", "ras-listen": "off", "ssh-listen": "off"},
-                      cwd=tmp_path)
+    s = load_settings(
+        {"h323-listen": "off", "ras-listen": "off", "ssh-listen": "off"}, cwd=tmp_path
+    )
     assert (s.h323_listen, s.ras_listen, s.ssh_listen) == (None, None, None)
     assert isinstance(s.data_dir, Path)

@@ -36,8 +36,12 @@ def test_conf_man_page_documents_every_key():
 @pytest.mark.skipif(shutil.which("man") is None, reason="man is not installed")
 @pytest.mark.parametrize("page", sorted(p.name for p in (REPO / "man").iterdir()))
 def test_man_pages_render_without_warnings(page):
-    result = subprocess.run(["man", "--warnings", "-l", str(REPO / "man" / page)],
-                            capture_output=True, text=True, timeout=60,
-                            env={"MANWIDTH": "80", "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+    result = subprocess.run(
+        ["man", "--warnings", "-l", str(REPO / "man" / page)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"MANWIDTH": "80", "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+    )
     assert result.returncode == 0
     assert result.stderr == ""

@@ -11,16 +11,40 @@ from tests.conftest import REPO
 PACKAGE = REPO / "vos3k"
 
 # Pure cores: no reactor, sockets, SQL or wall clock (DESIGN.md "Layering").
-PURE = ["vos3k/sip/message.py", "vos3k/sip/sdp.py", "vos3k/sip/transaction.py",
-        "vos3k/sip/dialog.py", "vos3k/sip/auth.py", "vos3k/sip/registrar.py",
-        "vos3k/h323/tpkt.py", "vos3k/h323/q931.py", "vos3k/h323/h225.py",
-        "vos3k/billing/rating.py", "vos3k/billing/accounts.py", "vos3k/cdr/record.py",
-        "vos3k/cdr/policy.py", "vos3k/switch/reasons.py", "vos3k/switch/numbers.py",
-        "vos3k/switch/legs.py", "vos3k/switch/admission.py", "vos3k/switch/router.py",
-        "vos3k/switch/call.py", "vos3k/media/ports.py", "vos3k/media/policy.py",
-        "vos3k/media/stats.py"]
-FORBIDDEN_IN_PURE = ("twisted.internet", "socket", "sqlite3", "sqlite_utils", "vos3k.store",
-                     "time", "asyncio", "select")
+PURE = [
+    "vos3k/sip/message.py",
+    "vos3k/sip/sdp.py",
+    "vos3k/sip/transaction.py",
+    "vos3k/sip/dialog.py",
+    "vos3k/sip/auth.py",
+    "vos3k/sip/registrar.py",
+    "vos3k/h323/tpkt.py",
+    "vos3k/h323/q931.py",
+    "vos3k/h323/h225.py",
+    "vos3k/billing/rating.py",
+    "vos3k/billing/accounts.py",
+    "vos3k/cdr/record.py",
+    "vos3k/cdr/policy.py",
+    "vos3k/switch/reasons.py",
+    "vos3k/switch/numbers.py",
+    "vos3k/switch/legs.py",
+    "vos3k/switch/admission.py",
+    "vos3k/switch/router.py",
+    "vos3k/switch/call.py",
+    "vos3k/media/ports.py",
+    "vos3k/media/policy.py",
+    "vos3k/media/stats.py",
+]
+FORBIDDEN_IN_PURE = (
+    "twisted.internet",
+    "socket",
+    "sqlite3",
+    "sqlite_utils",
+    "vos3k.store",
+    "time",
+    "asyncio",
+    "select",
+)
 
 
 def imports(path):
@@ -38,7 +62,8 @@ ALLOWED = ("vos3k.store.models",)
 
 def offending(names, forbidden):
     return [
-        n for n in names
+        n
+        for n in names
         if n not in ALLOWED and any(n == f or n.startswith(f + ".") for f in forbidden)
     ]
 

@@ -90,7 +90,10 @@ def test_every_parameter_round_trips_through_the_store_and_audit(param, tmp_path
     assert live.snapshot[param.name] == new
     audit = store.audit.recent(1)[0]
     assert (audit.user, audit.source, audit.action, audit.object) == (
-        "admin", "127.0.0.1", "param set", param.name,
+        "admin",
+        "127.0.0.1",
+        "param set",
+        param.name,
     )
     assert (audit.old, audit.new) == (param.render(old), param.render(new))
     store.close()
@@ -162,7 +165,12 @@ def test_unknown_name():
 def test_booleans_accept_on_off_yes_no():
     param = PARAMS.get("SS_CDR_RECORD_TO_FILE")
     assert [param.parse(t) for t in ("on", "OFF", "yes", "no", "1", "0")] == [
-        True, False, True, False, True, False,
+        True,
+        False,
+        True,
+        False,
+        True,
+        False,
     ]
 
 

@@ -37,14 +37,30 @@ def vos3k(tmp_path_factory):
     ports = {"sip": free_port(), "h323": free_port(), "ras": free_port()}
     log = tmp / "twistd.log"
     command = [
-        venv_command("twistd"), "-n", "--pidfile=", "--logfile", str(log), "vos3k",
-        "--data-dir", str(data), "--sip-listen", f"127.0.0.1:{ports['sip']}",
-        "--ssh-listen", "off", "--h323-listen", f"127.0.0.1:{ports['h323']}",
-        "--ras-listen", f"127.0.0.1:{ports['ras']}", "--rtp-ports", "31000-31099",
-        "--media-ip", "127.0.0.1",
+        venv_command("twistd"),
+        "-n",
+        "--pidfile=",
+        "--logfile",
+        str(log),
+        "vos3k",
+        "--data-dir",
+        str(data),
+        "--sip-listen",
+        f"127.0.0.1:{ports['sip']}",
+        "--ssh-listen",
+        "off",
+        "--h323-listen",
+        f"127.0.0.1:{ports['h323']}",
+        "--ras-listen",
+        f"127.0.0.1:{ports['ras']}",
+        "--rtp-ports",
+        "31000-31099",
+        "--media-ip",
+        "127.0.0.1",
     ]
-    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -46,8 +46,18 @@ def test_new_database_gets_every_table_wal_and_full_sync(tmp_path):
     s = open_store(tmp_path / "vos3k.db")
     assert s.schema_version == LATEST
     assert {
-        "accounts", "rates", "gateways", "phones", "admin_users", "params", "audit",
-        "blacklist", "cdrs", "registrations", "cdr_outputs", "schema_version",
+        "accounts",
+        "rates",
+        "gateways",
+        "phones",
+        "admin_users",
+        "params",
+        "audit",
+        "blacklist",
+        "cdrs",
+        "registrations",
+        "cdr_outputs",
+        "schema_version",
     } <= tables(s.db)
     assert s.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert s.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
@@ -58,8 +68,9 @@ def test_migration_from_version_n_minus_1_keeps_data(tmp_path):
     path = tmp_path / "old.db"
     db = Database(path)
     assert migrate(db, upto=LATEST - 1) == LATEST - 1
-    db["accounts"].insert({"name": "ACME", "type": "prepaid", "balance_e4": 123400,
-                           "credit_e4": 0, "enabled": 1})
+    db["accounts"].insert(
+        {"name": "ACME", "type": "prepaid", "balance_e4": 123400, "credit_e4": 0, "enabled": 1}
+    )
     assert "registrations" not in tables(db)
     db.close()
     s = open_store(path)
@@ -129,8 +140,12 @@ def test_account_lifecycle_is_audited(store):
     with pytest.raises(NotFoundError):
         store.accounts.require("ACME")
     audit = list(reversed(store.audit.recent()))
-    assert [a.action for a in audit] == ["account add", "account topup", "account set",
-                                         "account del"]
+    assert [a.action for a in audit] == [
+        "account add",
+        "account topup",
+        "account set",
+        "account del",
+    ]
     assert all((a.user, a.source) == ("ops", "192.0.2.7") for a in audit)
     assert (audit[1].old, audit[1].new, audit[1].reason) == ("1000", "1000.5", "payment 17")
     assert "credit=0" in audit[2].old and "credit=20" in audit[2].new
@@ -145,9 +160,18 @@ def test_update_never_moves_the_balance(store):
 
 def test_gateways_round_trip_every_field(store):
     gw = Gateway(
-        name="V1", kind="routing", ip="198.51.100.20", port=5080, prefixes=("44", "1"),
-        priority=3, lines=30, stop_codes=(486, 404), until_connect="no", protect=True,
-        media_proxy="must_on", account="VENDOR",
+        name="V1",
+        kind="routing",
+        ip="198.51.100.20",
+        port=5080,
+        prefixes=("44", "1"),
+        priority=3,
+        lines=30,
+        stop_codes=(486, 404),
+        until_connect="no",
+        protect=True,
+        media_proxy="must_on",
+        account="VENDOR",
     )
     store.gateways.add(gw, OPS)
     assert store.gateways.require("V1") == gw
@@ -184,8 +208,9 @@ def test_users_phones_blacklist_registrations(store):
     store.blacklist.add(BlacklistEntry("900*", dir="callee", kind="auth", expires_ms=5), OPS)
     assert [e.value for e in store.blacklist.list(now_ms=10)] == ["203.0.113.5"]
     assert store.blacklist.delete("900*", OPS) == 1
-    store.registrations.replace("1001", [Registration("1001", "sip:1001@192.0.2.9", "192.0.2.9",
-                                                      expires_ms=2000)])
+    store.registrations.replace(
+        "1001", [Registration("1001", "sip:1001@192.0.2.9", "192.0.2.9", expires_ms=2000)]
+    )
     assert [r.contact for r in store.registrations.load(now_ms=1000)] == ["sip:1001@192.0.2.9"]
     assert store.registrations.load(now_ms=3000) == []
     store.phones.delete("1001", OPS)
@@ -194,18 +219,29 @@ def test_users_phones_blacklist_registrations(store):
 
 def cdr_row(uuid: str, fee_e4: int, account="ACME", cost_e4=0, clearing="") -> dict:
     return {
-        "call_uuid": uuid, "caller_e164": "7100001", "callee_e164": "1000001",
-        "start_ms": 1, "stop_ms": 5001, "hold_ms": 5000, "end_reason": 1,
-        "end_direction": 0, "billing_mode": 1, "account": account, "fee_e4": fee_e4,
-        "cost_e4": cost_e4, "clearing_account": clearing, "extra": {"attempts": 1},
+        "call_uuid": uuid,
+        "caller_e164": "7100001",
+        "callee_e164": "1000001",
+        "start_ms": 1,
+        "stop_ms": 5001,
+        "hold_ms": 5000,
+        "end_reason": 1,
+        "end_direction": 0,
+        "billing_mode": 1,
+        "account": account,
+        "fee_e4": fee_e4,
+        "cost_e4": cost_e4,
+        "clearing_account": clearing,
+        "extra": {"attempts": 1},
     }
 
 
 def test_cdr_batch_commits_rows_and_balances_together_exactly_once(store):
     store.accounts.add(Account("ACME", balance=Decimal("1000")), OPS)
     store.accounts.add(Account("VENDOR", balance=Decimal("50")), OPS)
-    ids = store.cdrs.commit_batch([cdr_row("a", 600, cost_e4=400, clearing="VENDOR"),
-                                   cdr_row("b", 1200)])
+    ids = store.cdrs.commit_batch(
+        [cdr_row("a", 600, cost_e4=400, clearing="VENDOR"), cdr_row("b", 1200)]
+    )
     assert ids == [1, 2]
     assert store.accounts.require("ACME").balance == Decimal("999.82")
     assert store.accounts.require("VENDOR").balance == Decimal("49.96")
@@ -231,7 +267,12 @@ def test_cdr_modify_adjusts_balance_and_audits(store):
     assert store.accounts.require("ACME").balance == Decimal("9.99")
     entry = store.audit.recent(1)[0]
     assert (entry.action, entry.object, entry.old, entry.new, entry.reason) == (
-        "cdr modify", str(cdr_id), "fee_e4=600", "fee_e4=100", "goodwill")
+        "cdr modify",
+        str(cdr_id),
+        "fee_e4=600",
+        "fee_e4=100",
+        "goodwill",
+    )
 
 
 def test_hot_indexes_follow_admin_changes(store):
