@@ -106,6 +106,8 @@ class AdminRealm:
                 insults.ServerProtocol, ShellTerminal, self.shell, self.service, name
             )
             return ITelnetProtocol, terminal, lambda: None
+        # IRealm's contract for an interface this realm does not offer (the portals
+        # here only ask for IConchUser or ITelnetProtocol, so no login reaches it).
         raise NotImplementedError(wanted)
 
 

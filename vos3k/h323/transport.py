@@ -13,6 +13,7 @@ closes that connection only; an exception in vos3k's own code is logged once wit
 
 from __future__ import annotations
 
+import abc
 import os
 from collections import deque
 from collections.abc import Callable
@@ -218,7 +219,7 @@ class CallDriver:
         self.handle(core.Tick(), max(self.now_ms(), deadline))
 
 
-class _Framed(protocol.Protocol):
+class _Framed(protocol.Protocol, abc.ABC):
     """TPKT framing shared by the call-signalling and H.245 connections."""
 
     driver: CallDriver
@@ -235,8 +236,9 @@ class _Framed(protocol.Protocol):
             log.failure("h323: connection from {peer} failed", peer=str(self.transport.getPeer()))
             self.transport.loseConnection()
 
+    @abc.abstractmethod
     def packet(self, packet: bytes | tpkt.TpktMalformed) -> None:
-        raise NotImplementedError
+        """One reassembled TPKT payload, or why the stream is broken."""
 
 
 class SignallingConnection(_Framed):

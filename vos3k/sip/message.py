@@ -36,6 +36,7 @@ Text is decoded as UTF-8 with ``surrogateescape`` so any byte string round-trips
 
 from __future__ import annotations
 
+import abc
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -512,7 +513,7 @@ def _parse_small_int(value: str, name: str, limit: int) -> int:
 # Messages
 
 
-class _Message:
+class _Message(abc.ABC):
     """Header access shared by Request and Response (slots-only mixin)."""
 
     __slots__ = ()
@@ -520,8 +521,9 @@ class _Message:
     body: bytes
     _cache: dict
 
+    @abc.abstractmethod
     def _copy(self, headers: tuple[tuple[str, str], ...]) -> Request | Response:
-        raise NotImplementedError
+        """The same message with other headers (Request and Response each know how)."""
 
     def _index(self) -> dict[str, list[str]]:
         """Header values by canonical key, built once per message (lazy)."""

@@ -6,6 +6,7 @@ transaction, then tells the store's listeners which table changed.
 
 from __future__ import annotations
 
+import abc
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
@@ -94,7 +95,7 @@ class _Repo:
             raise
 
 
-class _EntityRepo(_Repo):
+class _EntityRepo(_Repo, abc.ABC):
     """An entity table keyed by one column: get/require/list/add/update/delete, audited.
 
     Subclasses give `table`, `key` (the column), `noun` (for messages and audit
@@ -107,12 +108,14 @@ class _EntityRepo(_Repo):
     frozen: tuple[str, ...] = ()
 
     @staticmethod
+    @abc.abstractmethod
     def _value(row: Mapping) -> Any:
-        raise NotImplementedError
+        """A table row as the entity's attrs value."""
 
     @staticmethod
+    @abc.abstractmethod
     def _row_of(value: Any) -> dict:
-        raise NotImplementedError
+        """The entity's attrs value as a table row."""
 
     def get(self, key: str) -> Any:
         row = self._row(key)
