@@ -7,6 +7,7 @@ ends with exit status 0 and nothing lost.
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import signal
 import sys
@@ -104,6 +105,10 @@ class VosService(MultiService):
         # Everything loaded so far (modules, pycrate's ASN.1 tables, indexes) lives for
         # the whole run: keep it out of the garbage collector's scans (~5 % CPU per call).
         gc.freeze()
+        # SIGUSR1 writes every thread's stack to the original stderr from C, so it works
+        # even when the reactor thread is stuck in a system call or a lock (vos3k.8).
+        if sys.__stderr__ is not None and hasattr(signal, "SIGUSR1"):
+            faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
         self.log.info(
             "vos3k started: data dir {data_dir}, {n} parameters, schema v{schema}",
             data_dir=str(self.settings.data_dir),

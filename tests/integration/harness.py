@@ -18,6 +18,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -52,9 +53,13 @@ def wait_until(check: Callable[[], Any], timeout: float, interval: float = 0.1) 
 
 
 def stop_process(
-    proc: subprocess.Popen | None, sig: int = signal.SIGTERM, wait: float = 10
+    proc: subprocess.Popen | None,
+    sig: int = signal.SIGTERM,
+    wait: float = 10,
+    lingering: Callable[[], None] | None = None,
 ) -> None:
-    """Signal one process we started (by PID), then KILL it if it lingers."""
+    """Signal one process we started (by PID), then KILL it if it lingers (after
+    `lingering()`, which may look at it first)."""
     if proc is None or proc.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):
@@ -62,6 +67,8 @@ def stop_process(
     try:
         proc.wait(timeout=wait)
     except subprocess.TimeoutExpired:
+        if lingering is not None:
+            lingering()
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         proc.wait(timeout=10)
@@ -89,6 +96,8 @@ class Vos3k:
         self.rtp_ports = rtp_ports
         self.proc: subprocess.Popen | None = None
         self.starts = 0
+        self.stderr: Path | None = None
+        self.stuck = ""  # what a server that ignored SIGTERM showed (stop())
 
     # -- data dir ---------------------------------------------------------------------
 
@@ -160,9 +169,21 @@ class Vos3k:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self) -> int | None:
-        """SIGTERM (INTERFACE §1: flush CDRs, exit 0); the exit status."""
-        stop_process(self.proc, signal.SIGTERM, wait=30)
+        """SIGTERM (INTERFACE §1: flush CDRs, exit 0); the exit status.  A server that
+        does not stop is asked for its thread stacks (SIGUSR1, vos3k.8) before the KILL;
+        they and the log's tail are in `self.stuck` and on stderr (pytest shows them)."""
+        stop_process(self.proc, signal.SIGTERM, wait=30, lingering=self._dump_stacks)
         return None if self.proc is None else self.proc.returncode
+
+    def _dump_stacks(self) -> None:
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(signal.SIGUSR1)
+        time.sleep(2)
+        stacks = self.stderr.read_text(errors="replace")[-6000:] if self.stderr else ""
+        log = self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+        self.stuck = f"vos3k ignored SIGTERM for 30 s\n--- stacks:\n{stacks}\n--- log:\n{log}"
+        print(self.stuck, file=sys.stderr)
 
     def kill9(self) -> None:
         stop_process(self.proc, signal.SIGKILL, wait=10)

@@ -7,6 +7,8 @@
   asks vos3k to refresh gets UPDATEs, a vendor that does gets re-INVITEs; a vendor that
   answers the refresh 481 has its call ended with reason 14, direction 2, BYE to both
   legs (SPEC §3 step 12, §8).
+- RFC 3262 (SPEC §13 "100rel"): a vendor's reliable 183 is PRACKed by vos3k, and a
+  customer that requires 100rel gets its 183 reliably and PRACKs it before the 200.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ def vos(tmp_path_factory):
         "GP2": _vendor("GP2", 21, ("9300",), priority=2),
         "GT": _vendor("GT", 22, ("9301",)),  # session timer refreshed by re-INVITE
         "GX": _vendor("GX", 23, ("9302",)),  # answers the refresh 481
+        "GR": _vendor("GR", 24, ("9303",)),  # reliable early media (100rel)
     }
     with server.store() as store:
         store.rates.put(Rate("T1", "9", Decimal("0.06"), 60, 60, "it"), SETUP)
@@ -144,3 +147,22 @@ def test_refresh_answered_481_ends_the_call_with_reason_14(vos, procs, tmp_path)
     row = one_cdr(vos, callee)
     assert (row["end_reason"], row["end_direction"], row["sip_code"]) == (14, 2, 200), row
     assert wait_until(lambda: uas.logged("BYE"), 5), uas.output()
+
+
+def test_reliable_early_media_is_pracked_on_both_legs(vos, procs, tmp_path):
+    """RFC 3262 hop by hop: the vendor's reliable 183 gets vos3k's PRACK (RAck 1 1
+    INVITE); the customer, which requires 100rel, gets a reliable 183 and its 200 only
+    after its own PRACK (both SIPp scenarios fail on any other order)."""
+    callee = "9303001"
+    uas = vendor(vos, procs, tmp_path, "GR", "feature_uas_100rel.xml")
+    uac = customer(procs, tmp_path, "feature_uac_100rel.xml")
+    assert uac.call(vos, [(callee, CALLER)]).wait(30) == 0, uac.output()
+    (reliable,) = uac.logged("RELIABLE")
+    assert reliable.split()[1:] == [reliable.split()[1], "100rel"] and reliable.split()[1].isdigit()
+    assert len(uac.logged("PRACKED")) == 1
+    assert len(uac.logged("ANSWERED")) == 1
+    assert wait_until(lambda: uas.logged("BYE"), 5), uas.output()
+    (prack,) = uas.logged("PRACK")
+    assert prack.endswith("1 1 INVITE"), prack
+    row = one_cdr(vos, callee)
+    assert (row["end_reason"], row["end_direction"], row["callee_gateway_id"]) == (1, 0, "GR")

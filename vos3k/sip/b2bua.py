@@ -20,7 +20,17 @@ ends the call through `engine.release(call_id, 15)` (SPEC §12).
 
 In-dialog requests (re-INVITE, UPDATE, INFO) of an answered call are relayed to the other
 leg and the final answer relayed back; before answer they get 491 (re-INVITE, UPDATE) or
-200 (INFO).  PRACK gets 481: vos3k sends no reliable provisional responses.
+200 (INFO).
+
+100rel/PRACK (RFC 3262, vos3k/sip/reliable.py) is negotiated hop by hop.  Our INVITE to a
+vendor says `Supported: 100rel` when it carries the offer; each reliable 18x the vendor
+sends is PRACKed by the callee leg (retransmissions and out-of-order ones are dropped)
+and relayed like any 18x.  Towards the customer, the caller leg sends its 18x reliably
+(Require: 100rel, RSeq) when the INVITE requires 100rel, and those carrying SDP when it
+only supports it; it retransmits each until its PRACK (T1 doubling), sends the next only
+after that, holds a 2xx while an SDP-carrying one is unacknowledged, and ends the call as
+14 (a 500 to the customer) when no PRACK comes within 64*T1.  A PRACK that matches
+nothing gets 481.
 
 Session timers (RFC 4028, vos3k/sip/timers.py): each leg negotiates its own (the caller
 leg as UAS, 422 below Min-SE; the callee leg offers SS_SIP_SESSION_TTL as UAC); a leg
@@ -54,6 +64,17 @@ from vos3k.sip.message import (
     parse_name_addr,
 )
 from vos3k.sip.probe import install_probe
+from vos3k.sip.reliable import (
+    RAck,
+    ReliableReceiver,
+    ReliableSender,
+    Support,
+    Verdict,
+    is_reliable,
+    parse_rack,
+    parse_rseq,
+    support,
+)
 from vos3k.sip.sdp import Media as SdpMedia
 from vos3k.sip.sdp import SdpError, parse_sdp, rewrite_sdp
 from vos3k.sip.timers import (
@@ -93,6 +114,7 @@ SDP = "application/sdp"
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, PRACK, UPDATE, INFO"
 T1_S, T2_S = 0.5, 4.0  # RFC 3261 §13.3.1.4: 2xx retransmission until the ACK
 ACK_WAIT_S = 64 * T1_S
+PRACK_WAIT_S = 64 * T1_S  # RFC 3262 §3: a reliable 18x is retransmitted this long
 RELAYED = frozenset({"INVITE", "UPDATE", "INFO"})
 DTMF_RELAY = "application/dtmf-relay"
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
@@ -453,8 +475,14 @@ class _SipLeg:
             self.bye_received(request, key)
         elif method in RELAYED and key is not None:
             self.relay(request, key)
-        elif key is not None:  # PRACK: we never send reliable provisionals
+        elif method == "PRACK" and key is not None:
+            self.prack_received(request, key)
+        elif key is not None:
             self.layer.endpoint.send_response(build_response(request, 481), key)
+
+    def prack_received(self, request: Request, key: TransactionKey) -> None:
+        """RFC 3262 §3: a PRACK that acknowledges nothing we sent gets 481."""
+        self.layer.endpoint.send_response(build_response(request, 481), key)
 
     def relay(self, request: Request, key: TransactionKey) -> None:
         peer = self.peer
@@ -659,6 +687,12 @@ class SipCallerLeg(_SipLeg):
         self.ack_deadline = None
         self.offered_timer: Negotiated | None = None  # RFC 4028 §9, from the INVITE
         self.allows_update = False
+        self.rel = support(invite)  # RFC 3262: what the customer said about 100rel
+        self.reliable: ReliableSender | None = None  # once an 18x went out reliably
+        self.rel_retransmit = None
+        self.rel_deadline = None
+        self.rel_interval = T1_S
+        self.held_answer: tuple[Media | None] | None = None  # a 2xx waiting for a PRACK
 
     def read_session_timer(self) -> Response | None:
         """The customer's Session-Expires/Min-SE/Supported (RFC 4028 §9): the error
@@ -704,10 +738,82 @@ class SipCallerLeg(_SipLeg):
             body=body,
             content_type=SDP if body else None,
         )
+        if self.rel is Support.REQUIRED or (self.rel is Support.SUPPORTED and body):
+            self._send_reliably(response, bool(body))
+        else:
+            self.layer.endpoint.send_response(response, self.key)
+
+    # -- reliable provisionals (RFC 3262 §3) ------------------------------------------
+
+    def _send_reliably(self, response: Response, has_sdp: bool) -> None:
+        if self.reliable is None:
+            self.reliable = ReliableSender(self.invite.cseq().number)
+            # the PRACK comes in the early dialog our To tag opened
+            dialog = Dialog.uas(self.invite, self.tag, self.local_contact())
+            if isinstance(dialog, Dialog):
+                self.dialog = dialog
+                self.layer.add_dialog((dialog.call_id, self.tag), self)
+        now = self.reliable.send(response, has_sdp)
+        if now is not None:
+            self._send_reliable_now(now)
+
+    def _send_reliable_now(self, response: Response) -> None:
         self.layer.endpoint.send_response(response, self.key)
+        self._stop_reliable_timers()
+        clock = self.layer.clock
+        self.rel_interval = T1_S
+        self.rel_retransmit = clock.callLater(T1_S, self._retransmit_reliable)
+        self.rel_deadline = clock.callLater(PRACK_WAIT_S, self._prack_timeout)
+
+    def _retransmit_reliable(self) -> None:
+        self.rel_retransmit = None
+        out = self.reliable.outstanding if self.reliable is not None else None
+        if out is None or self.final_sent:
+            return
+        self.layer.endpoint.send_response(out.response, self.key)
+        self.rel_interval *= 2  # §3: doubling, no T2 cap
+        self.rel_retransmit = self.layer.clock.callLater(
+            self.rel_interval, self._retransmit_reliable
+        )
+
+    def _prack_timeout(self) -> None:
+        self.rel_deadline = None
+        if self.final_sent or self.ended or self.reliable is None:
+            return
+        self.log.info("call {call_id}: no PRACK for a reliable 18x", call_id=self.call_id)
+        self._stop_reliable_timers()
+        self.layer.engine.release(self.call_id, SESSION_TIMEOUT)
+
+    def _stop_reliable_timers(self) -> None:
+        for timer in (self.rel_retransmit, self.rel_deadline):
+            if timer is not None and timer.active():
+                timer.cancel()
+        self.rel_retransmit = self.rel_deadline = None
+
+    def prack_received(self, request: Request, key: TransactionKey) -> None:
+        matched, following = False, None
+        if self.reliable is not None and not self.final_sent:
+            matched, following = self.reliable.pracked(parse_rack(request.header("rack")))
+        self.layer.endpoint.send_response(build_response(request, 200 if matched else 481), key)
+        if not matched:
+            return
+        self._stop_reliable_timers()
+        if following is not None:
+            self._send_reliable_now(following)
+        elif self.held_answer is not None:
+            (media,), self.held_answer = self.held_answer, None
+            self.answer(media)
+
+    # -- the final response -----------------------------------------------------------
 
     def answer(self, media: Media | None) -> None:
         if self.final_sent:
+            return
+        if self.reliable is not None and self.reliable.blocks_answer:
+            # §3: no 2xx before the PRACK of an 18x that carried SDP; what was still
+            # queued behind it is overtaken by this answer
+            self.reliable.drop_queued()
+            self.held_answer = (media,)
             return
         body = media.body if media is not None else b""
         response = build_response(
@@ -723,10 +829,13 @@ class SipCallerLeg(_SipLeg):
             content_type=SDP if body else None,
         )
         self.local_sdp = body
-        dialog = Dialog.uas(self.invite, self.tag, self.local_contact())
-        if isinstance(dialog, Dialog):
-            self.dialog = attrs.evolve(dialog, state=DialogState.CONFIRMED)
-            self.layer.add_dialog((dialog.call_id, self.tag), self)
+        if self.dialog is not None:  # the early dialog of a reliable 18x (its PRACKs)
+            self.dialog = attrs.evolve(self.dialog, state=DialogState.CONFIRMED)
+        else:
+            dialog = Dialog.uas(self.invite, self.tag, self.local_contact())
+            if isinstance(dialog, Dialog):
+                self.dialog = attrs.evolve(dialog, state=DialogState.CONFIRMED)
+                self.layer.add_dialog((dialog.call_id, self.tag), self)
         self.answered = True
         self.final(response)
         self.ok = response
@@ -751,6 +860,8 @@ class SipCallerLeg(_SipLeg):
         if self.bye_key is not None and self.bye_request is not None:
             endpoint.send_response(build_response(self.bye_request, 200), self.bye_key)
             self.bye_key = None
+            if not self.final_sent:  # a BYE in the early dialog (RFC 3261 §15.1.2)
+                self.final(build_response(self.invite, 487, to_tag=self.tag))
             self._done()
             return
         if not self.final_sent:
@@ -774,6 +885,10 @@ class SipCallerLeg(_SipLeg):
 
     def final(self, response: Response) -> None:
         self.final_sent = True
+        if self.reliable is not None:
+            self.reliable.finish()
+            self._stop_reliable_timers()
+        self.held_answer = None
         self.layer.endpoint.send_response(response, self.key)
         if response.status >= 300:
             self.layer.invites.pop(self.key, None)
@@ -829,6 +944,7 @@ class SipCallerLeg(_SipLeg):
     def _done(self) -> None:
         self.ended = True
         self._stop_retransmit()
+        self._stop_reliable_timers()
         self.stop_session()
         self.layer.callers.pop(self.call_id, None)
         self.layer.forget(self)
@@ -855,6 +971,8 @@ class SipCalleeLeg(_SipLeg):
         self.bye_key: TransactionKey | None = None
         self.bye_request: Request | None = None
         self.offered_ttl = 0  # the Session-Expires our INVITE offered (RFC 4028 §7.1)
+        # RFC 3262 §4: per early dialog (To tag), its dialog (for PRACKs) and RSeq order
+        self.early: dict[str, tuple[Dialog, ReliableReceiver]] = {}
 
     # -- Leg commands ---------------------------------------------------------------
 
@@ -901,6 +1019,12 @@ class SipCalleeLeg(_SipLeg):
             *identity,
             *offer_headers(self.offered_ttl),  # RFC 4028 §7.1
         ]
+        if body:
+            # RFC 3262: reliable 18x welcome; only with our offer in the INVITE, since a
+            # reliable 18x offer would need the customer's answer in our PRACK
+            headers = [
+                ("Supported", f"100rel, {v}") if n == "Supported" else (n, v) for n, v in headers
+            ]
         self.local_sdp = body
         if body:
             headers.append(("Content-Type", SDP))
@@ -954,6 +1078,8 @@ class SipCalleeLeg(_SipLeg):
             self.report(Failed(code=status))
 
     def _provisional(self, response: Response) -> None:
+        if is_reliable(response) and not self._prack(response):
+            return  # a retransmission (our PRACK is on its way) or out of order
         first = not self.provisional
         self.provisional = True
         if self.want_cancel and first:
@@ -970,6 +1096,37 @@ class SipCalleeLeg(_SipLeg):
         else:
             self.report(Ringing(media=media, code=response.status))
 
+    def _prack(self, response: Response) -> bool:
+        """RFC 3262 §4: PRACK a vendor's reliable 18x; False to drop it unused."""
+        assert self.invite is not None and self.destination is not None
+        rseq = parse_rseq(response.header("rseq"))
+        try:
+            tag = response.to().tag or ""
+        except HeaderError:
+            return True
+        entry = self.early.get(tag)
+        if entry is None:
+            dialog = Dialog.uac(self.invite, response)
+            if isinstance(dialog, DialogError):  # no To tag or Contact: cannot PRACK
+                self.log.warn(
+                    "call {call_id}: reliable 18x without a dialog: {reason}",
+                    call_id=self.call_id,
+                    reason=dialog.reason,
+                )
+                return True
+            entry = (dialog, ReliableReceiver())
+        dialog, receiver = entry
+        if rseq is None or receiver.accept(rseq) is not Verdict.NEW:
+            self.early[tag] = entry
+            return False
+        rack = RAck(rseq, self.invite.cseq().number, "INVITE")
+        dialog, prack = dialog.new_request(
+            "PRACK", self.layer.via(self.destination), headers=(("RAck", str(rack)),)
+        )
+        self.early[tag] = (dialog, receiver)
+        self.layer.send(prack, self.destination, None)
+        return True
+
     def _answered(self, response: Response) -> None:
         assert self.invite is not None
         dialog = Dialog.uac(self.invite, response)
@@ -980,6 +1137,10 @@ class SipCalleeLeg(_SipLeg):
             self.failed = True
             self.report(Failed(code=502))
             return
+        early = self.early.pop(dialog.remote_tag, None)
+        if early is not None:  # our PRACKs used CSeq numbers of this dialog already
+            dialog = attrs.evolve(dialog, local_cseq=max(dialog.local_cseq, early[0].local_cseq))
+        self.early.clear()
         self.dialog = dialog.on_response(response)
         self.layer.add_dialog((dialog.call_id, dialog.local_tag), self)
         self._ack(response)
