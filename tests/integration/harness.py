@@ -52,6 +52,9 @@ def wait_until(check: Callable[[], Any], timeout: float, interval: float = 0.1) 
         time.sleep(interval)
 
 
+STOP_WAIT_S = 60  # Vos3k.stop(): SIGTERM to exit
+
+
 def stop_process(
     proc: subprocess.Popen | None,
     sig: int = signal.SIGTERM,
@@ -171,8 +174,9 @@ class Vos3k:
     def stop(self) -> int | None:
         """SIGTERM (INTERFACE §1: flush CDRs, exit 0); the exit status.  A server that
         does not stop is asked for its thread stacks (SIGUSR1, vos3k.8) before the KILL;
-        they and the log's tail are in `self.stuck` and on stderr (pytest shows them)."""
-        stop_process(self.proc, signal.SIGTERM, wait=30, lingering=self._dump_stacks)
+        they and the log's tail are in `self.stuck` and on stderr (pytest shows them).
+        The wait is long: a shared CI disk can stall an fsync for many seconds."""
+        stop_process(self.proc, signal.SIGTERM, wait=STOP_WAIT_S, lingering=self._dump_stacks)
         return None if self.proc is None else self.proc.returncode
 
     def _dump_stacks(self) -> None:
@@ -182,7 +186,9 @@ class Vos3k:
         time.sleep(2)
         stacks = self.stderr.read_text(errors="replace")[-6000:] if self.stderr else ""
         log = self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
-        self.stuck = f"vos3k ignored SIGTERM for 30 s\n--- stacks:\n{stacks}\n--- log:\n{log}"
+        self.stuck = (
+            f"vos3k ignored SIGTERM for {STOP_WAIT_S} s\n--- stacks:\n{stacks}\n--- log:\n{log}"
+        )
         print(self.stuck, file=sys.stderr)
 
     def kill9(self) -> None:
