@@ -235,6 +235,9 @@ def test_validate_420_lists_unsupported():
     bad = validate_request(req)
     assert bad.status == 420 and bad.extra_headers == (("Unsupported", "foo"),)
     assert error_response(bad).header("unsupported") == "foo"
+    # an INVITE with Replaces would be taken for a new call: vos3k does not claim it
+    replaces = validate_request(invite().with_header("Require", "replaces, timer"))
+    assert replaces.status == 420 and replaces.extra_headers == (("Unsupported", "replaces"),)
 
 
 def test_ack_is_never_answered_rfc3261_17_2_1():

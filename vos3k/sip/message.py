@@ -986,7 +986,8 @@ _DATE_RE = re.compile(
     r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [0-9]{4} "
     r"[0-9]{2}:[0-9]{2}:[0-9]{2} GMT\Z"
 )
-DEFAULT_SUPPORTED = frozenset({"100rel", "timer", "replaces", "path", "outbound"})
+# what vos3k implements (RFC 3262, RFC 4028): a Require of anything else gets 420
+DEFAULT_SUPPORTED = frozenset({"100rel", "timer"})
 DEFAULT_ACCEPT = frozenset(
     {
         "application/sdp",
