@@ -45,6 +45,7 @@ carries the customer's Privacy.  The gateway OPTIONS probe (probe.py) installs h
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 from typing import Any
 
@@ -421,7 +422,29 @@ def _hostport(address: Address) -> str:
     return f"{host}:{address.port}"
 
 
-class _SipLeg:
+def proxied_sdp(
+    session: Any, side: Side, body: bytes, content_type: str | None
+) -> tuple[bytes, Media | None]:
+    """SDP that arrived from `side` of a call: tell its media `session` (None: not
+    proxied) where that side receives, and rewrite the SDP to the proxy's address on the
+    other side, which will receive it; the body to relay and its summary."""
+    media = media_of(body, content_type)
+    if media is None or session is None:
+        return body, media
+    sdp = parse_sdp(body)
+    if isinstance(sdp, SdpError) or not sdp.media:
+        return body, media
+    first = sdp.media[0]
+    if first.address and first.port:
+        session.set_remote(side, first.address, first.port, first.direction.value)
+    other = Side.B if side is Side.A else Side.A
+    ip, port = session.local_address(other)
+    ports = [port] + [0] * (len(sdp.media) - 1)
+    rewritten = rewrite_sdp(sdp, address=ip, ports=ports, origin_address=ip)
+    return rewritten, rewritten_summary(media, first, rewritten, ip, port)
+
+
+class _SipLeg(abc.ABC):
     """What caller and callee legs share: a dialog, a peer, in-dialog relaying."""
 
     log = Logger()
@@ -442,23 +465,8 @@ class _SipLeg:
     # -- media rewriting ----------------------------------------------------------
 
     def incoming_sdp(self, body: bytes, content_type: str | None) -> tuple[bytes, Media | None]:
-        """SDP this leg's peer sent: tell the proxy where that side receives, and
-        rewrite it to the proxy's address on the other side (which will receive it)."""
-        media = media_of(body, content_type)
-        session = self.layer.existing_session(self.call_id)
-        if media is None or session is None:
-            return body, media
-        sdp = parse_sdp(body)
-        if isinstance(sdp, SdpError) or not sdp.media:
-            return body, media
-        first = sdp.media[0]
-        if first.address and first.port:
-            session.set_remote(self.side, first.address, first.port, first.direction.value)
-        other = Side.B if self.side is Side.A else Side.A
-        ip, port = session.local_address(other)
-        ports = [port] + [0] * (len(sdp.media) - 1)
-        rewritten = rewrite_sdp(sdp, address=ip, ports=ports, origin_address=ip)
-        return rewritten, rewritten_summary(media, first, rewritten, ip, port)
+        """SDP this leg's peer sent, through the call's proxy session (`proxied_sdp`)."""
+        return proxied_sdp(self.layer.existing_session(self.call_id), self.side, body, content_type)
 
     # -- in-dialog requests ---------------------------------------------------------
 
@@ -654,11 +662,13 @@ class _SipLeg:
         )
         self.layer.send(bye, self.destination, lambda _r: None)
 
+    @abc.abstractmethod
     def acked(self, ack: Request) -> None:
-        """An ACK for a 2xx arrived (caller legs override)."""
+        """An ACK for a 2xx this leg's peer got from us arrived."""
 
+    @abc.abstractmethod
     def bye_received(self, request: Request, key: TransactionKey | None) -> None:
-        raise NotImplementedError
+        """The peer's BYE (`key` None: a retransmission the transaction absorbed)."""
 
 
 def _replace_body(media: Media, body: bytes) -> Media:
@@ -994,12 +1004,8 @@ class SipCalleeLeg(_SipLeg):
                 if session is not None:
                     # SPEC §4: this vendor's first RTP stops the hunt (MediaStarted).
                     session.on_first_rtp(Side.B, self._media_started)
-                caller = layer.callers.get(setup.call_id)
-                if caller is None:
-                    # A non-SIP caller (H.323): its offer still enters the proxy on side A.
-                    caller = _SipLeg(layer)
-                    caller.call_id = setup.call_id
-                body, _ = caller.incoming_sdp(body, SDP)
+                # the caller's offer enters the proxy on side A, whatever its protocol
+                body, _ = proxied_sdp(session, Side.A, body, SDP)
         host = f"[{setup.target_ip}]" if ":" in setup.target_ip else setup.target_ip
         uri = setup.contact or f"sip:{setup.callee}@{host}:{setup.target_port}"
         local = layer.endpoint.local_address(destination)
@@ -1214,6 +1220,9 @@ class SipCalleeLeg(_SipLeg):
             return
         self.bye_key, self.bye_request = key, request
         self.report(HungUp())
+
+    def acked(self, ack: Request) -> None:
+        """The vendor's ACK for our 2xx to its re-INVITE: nothing waits for it."""
 
     def _media_started(self) -> None:
         if not (self.failed or self.ended):
