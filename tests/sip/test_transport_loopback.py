@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 
 import pytest
@@ -13,7 +14,7 @@ from vos3k.config import Address as ListenAddress
 from vos3k.params import Actor, LiveParams
 from vos3k.sip.endpoint import SipEndpoint
 from vos3k.sip.message import Response, StreamFramer, parse
-from vos3k.sip.transport import SipTransport
+from vos3k.sip.transport import SipTransport, _grow_receive_buffer
 from vos3k.store.db import open_store
 
 
@@ -137,3 +138,17 @@ async def test_tos_from_ss_qos_signal_follows_live_changes():
         assert sock.getsockopt(socket.IPPROTO_IP, socket.IP_TOS) == 184
     finally:
         await rig.close()
+
+
+def test_udp_receive_buffer_is_grown():
+    """A burst waits in the kernel instead of being dropped (transport.UDP_RECEIVE_BUFFER)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        default = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        granted = _grow_receive_buffer(sock, 4 * 1024 * 1024)
+        assert granted >= default
+        if os.geteuid() == 0:  # SO_RCVBUFFORCE passes net.core.rmem_max
+            assert granted >= 4 * 1024 * 1024
+    finally:
+        sock.close()
+    assert _grow_receive_buffer(None) == 0

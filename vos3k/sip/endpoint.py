@@ -43,6 +43,7 @@ from typing import Any, Protocol
 from twisted.application.service import Service
 from twisted.logger import Logger
 
+from vos3k.reschedule import reschedule
 from vos3k.sip.auth import (
     DigestAuthenticator,
     Outcome,
@@ -586,7 +587,7 @@ class SipEndpoint(Service):
             return
         delay = max(0, deadline - now) / 1000
         if active:
-            self._timer.reset(delay)
+            self._timer = reschedule(self.clock, self._timer, delay, self._timer_fired)
         else:
             self._timer = self.clock.callLater(delay, self._timer_fired)
         self._timer_deadline = deadline

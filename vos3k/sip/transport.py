@@ -148,6 +148,30 @@ def _set_tos(sock: Any, tos: int) -> None:
         pass  # unprivileged or odd platform: the packets still flow, unmarked
 
 
+# A burst of requests, or a moment the reactor spends elsewhere (a CDR batch, a GC
+# pass), must wait in the kernel rather than be dropped: the default UDP receive buffer
+# (~208 KiB) holds about 300 INVITEs.  Kamailio and rtpengine raise theirs the same way.
+UDP_RECEIVE_BUFFER = 8 * 1024 * 1024
+_SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux, needs CAP_NET_ADMIN
+
+
+def _grow_receive_buffer(sock: Any, size: int = UDP_RECEIVE_BUFFER) -> int:
+    """Ask for a `size`-byte receive buffer (past net.core.rmem_max when privileged);
+    the size the kernel granted (it reports double what it keeps for bookkeeping)."""
+    if sock is None:
+        return 0
+    for option in (_SO_RCVBUFFORCE, socket.SO_RCVBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, size)
+            break
+        except (OSError, AttributeError):
+            continue
+    try:
+        return sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    except OSError:
+        return 0
+
+
 # ---------------------------------------------------------------------------
 # Twisted protocols: thin, everything goes to SipTransport
 
@@ -266,6 +290,7 @@ class SipTransport(Service):
         self.sink = sink
         self.admit_source = admit_source
         self.tos = tos
+        self.receive_buffer = 0  # bytes the kernel granted the UDP sockets (last bound)
         self.max_stream_size = max_stream_size
         self.tcp_idle_s = tcp_idle_s
         self.stats = {"received": 0, "sent": 0, "malformed": 0, "dropped": 0, "errors": 0}
@@ -327,7 +352,9 @@ class SipTransport(Service):
     # -- receiving ---------------------------------------------------------------
 
     def udp_started(self, udp: SipDatagramProtocol) -> None:
-        _set_tos(getattr(udp.transport, "socket", None), self.tos)
+        sock = getattr(udp.transport, "socket", None)
+        _set_tos(sock, self.tos)
+        self.receive_buffer = _grow_receive_buffer(sock)
 
     def datagram_received(
         self, udp: SipDatagramProtocol, data: bytes, host: str, port: int

@@ -37,6 +37,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from vos3k.billing.accounts import AccountPool
+from vos3k.reschedule import reschedule
 from vos3k.switch.admission import (
     Admit,
     Arrival,
@@ -374,8 +375,8 @@ class Engine:
             self._finish(live)
 
     def _arm(self, live: _Live) -> None:
-        """Keep the one timer at the call's next deadline: moved in place (reset) rather
-        than cancelled and scheduled again, since most events move it."""
+        """Keep the one timer at the call's next deadline (vos3k/reschedule.py: moved
+        in place when later, replaced when sooner)."""
         deadline = live.call.next_deadline_ms()
         timer = live.timer
         if timer is not None and timer.active():
@@ -383,7 +384,8 @@ class Engine:
                 return
             if deadline is not None:
                 live.deadline = deadline
-                timer.reset(max(0, deadline - self._now()) / 1000)
+                delay = max(0, deadline - self._now()) / 1000
+                live.timer = reschedule(self._clock, timer, delay, self._fire, live.call.id)
                 return
             timer.cancel()
         live.timer = None
