@@ -264,6 +264,12 @@ def main() -> int:
     ap.add_argument("--budget", type=float, default=150, help="seconds of ramp per SUT")
     ap.add_argument("--no-profile", action="store_true")
     ap.add_argument("--no-kamailio", action="store_true")
+    ap.add_argument(
+        "--media",
+        choices=("on", "off"),
+        default="on",
+        help="vos3k's RTP proxy (SS_MEDIAPROXYMODE); Kamailio relays SIP only",
+    )
     args = ap.parse_args()
     raise_nofile(65536)
     work = Path(tempfile.mkdtemp(prefix="vos3k-cps."))
@@ -273,13 +279,16 @@ def main() -> int:
     vos_best = kam_best = None
     profile_path = profiled = None
 
-    log(f"vos3k (routing + rating + CDR files + media proxy on), 1 s hold, work dir {work}")
+    log(
+        f"vos3k (routing + rating + CDR files + media proxy {args.media}), 1 s hold, "
+        f"work dir {work}"
+    )
     vos = Vos3k(work, sip=VOS_SIP, ssh_port=SSH, uac_ip=CUST_IP, uas_ip=VEND_IP)
     uas = None
     try:
         vos.start()
         uas = SippUas(work, "vos3k_uas", scen[1], ip=VEND_IP)
-        vos.provision(lines=100000, media="on")
+        vos.provision(lines=100000, media=args.media)
         cdr0 = vos.cdr_files_lines()
 
         def drain() -> None:

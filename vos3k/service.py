@@ -19,6 +19,7 @@ from twisted.internet import defer
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
+from vos3k import watchdog
 from vos3k.admin.hostkey import check_host_key
 from vos3k.admin.ssh import install_admin
 from vos3k.cdr.files import install_cdr_outputs
@@ -109,6 +110,7 @@ class VosService(MultiService):
         # even when the reactor thread is stuck in a system call or a lock (vos3k.8).
         if sys.__stderr__ is not None and hasattr(signal, "SIGUSR1"):
             faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
+        self.stall_watch = watchdog.from_environment(self.reactor)
         self.log.info(
             "vos3k started: data dir {data_dir}, {n} parameters, schema v{schema}",
             data_dir=str(self.settings.data_dir),
@@ -120,6 +122,8 @@ class VosService(MultiService):
         return defer.ensureDeferred(self._stop())
 
     async def _stop(self) -> None:
+        if getattr(self, "stall_watch", None) is not None:
+            self.stall_watch.stop()
         # SPEC.md §14: calls end first (reason 13), while the signalling listeners can
         # still carry their BYEs and final responses; their CDRs are committed by the
         # flush, which also releases the ending messages.  Then the children stop in
